@@ -1,0 +1,1 @@
+//! chat-admin: placeholder until this crate is written.

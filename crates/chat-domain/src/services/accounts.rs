@@ -1,0 +1,394 @@
+//! `Accounts`: login, sessions, and the administration of users and permissions.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::OnceCell;
+use tracing::{info, instrument};
+
+use crate::clock::Clock;
+use crate::error::{AccountError, LoginError};
+use crate::model::{NewUser, PasswordHash, Session, SessionId, User, UserEvent};
+use crate::names::{PermissionName, Username};
+use crate::password::{Password, PasswordHasher};
+use crate::policy::{self, Actor};
+use crate::ports::{RoomEvents, SessionStore, UserRepository};
+
+/// How long a session lasts.
+pub const SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// What the first start did.
+#[derive(Debug)]
+pub enum Bootstrap {
+    /// Users already existed; nothing was done.
+    AlreadyInitialised,
+    /// `admin` was created; `generated` holds its password when none was given.
+    AdminCreated {
+        /// The random password, to be shown once.
+        generated: Option<Password>,
+    },
+}
+
+/// Users, passwords, sessions and permissions.
+pub struct Accounts {
+    users: Arc<dyn UserRepository>,
+    sessions: Arc<dyn SessionStore>,
+    events: Arc<dyn RoomEvents>,
+    clock: Arc<dyn Clock>,
+    hasher: PasswordHasher,
+    dummy_hash: OnceCell<PasswordHash>,
+}
+
+impl Accounts {
+    /// Wires the service to its ports, hashing with OWASP's argon2id settings.
+    pub fn new(
+        users: Arc<dyn UserRepository>,
+        sessions: Arc<dyn SessionStore>,
+        events: Arc<dyn RoomEvents>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            users,
+            sessions,
+            events,
+            clock,
+            hasher: PasswordHasher::owasp(),
+            dummy_hash: OnceCell::new(),
+        }
+    }
+
+    /// Uses another hasher (tests use cheaper parameters).
+    #[must_use]
+    pub fn with_hasher(mut self, hasher: PasswordHasher) -> Self {
+        self.hasher = hasher;
+        self
+    }
+
+    /// On an empty store, creates `admin` with every built-in permission.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn bootstrap(&self, password: Option<Password>) -> Result<Bootstrap, AccountError> {
+        if self.users.count_users().await? > 0 {
+            return Ok(Bootstrap::AlreadyInitialised);
+        }
+        let generated = password.is_none().then(Password::generate);
+        let chosen = password
+            .or_else(|| generated.clone())
+            .unwrap_or_else(Password::generate);
+        #[allow(clippy::expect_used)]
+        let name = Username::parse("admin").expect("`admin` is a valid username");
+        match self
+            .create_user(
+                &Actor::System,
+                name,
+                chosen,
+                PermissionName::builtins().into_iter().collect(),
+            )
+            .await
+        {
+            // Another node won the race to initialise: that is fine.
+            Err(AccountError::NameTaken) => Ok(Bootstrap::AlreadyInitialised),
+            Err(e) => Err(e),
+            Ok(_) => Ok(Bootstrap::AdminCreated { generated }),
+        }
+    }
+
+    /// Checks a name and password and opens a new session.
+    ///
+    /// A wrong name and a wrong password get the same answer after the same
+    /// work: for an unknown name a dummy hash is verified.
+    ///
+    /// # Errors
+    /// `InvalidCredentials` for a wrong name or password; store failures.
+    #[instrument(skip_all, fields(user = %name))]
+    pub async fn login(&self, name: &str, password: &str) -> Result<(User, Session), LoginError> {
+        let offered = Password::offered(password);
+        let found = match Username::parse(name) {
+            Ok(n) => self.users.password_hash(&n).await?.map(|hash| (n, hash)),
+            Err(_) => None,
+        };
+        let Some((name, hash)) = found else {
+            let dummy = self.dummy_hash().await?;
+            let _ = self.hasher.verify(&offered, dummy).await?;
+            return Err(LoginError::InvalidCredentials);
+        };
+        if !self.hasher.verify(&offered, &hash).await? {
+            return Err(LoginError::InvalidCredentials);
+        }
+        let user = self
+            .users
+            .user(&name)
+            .await?
+            .ok_or(LoginError::InvalidCredentials)?;
+        let now = self.clock.now();
+        let session = Session {
+            id: SessionId::generate(),
+            user: name,
+            created_at: now,
+            expires_at: now.plus(SESSION_TTL),
+        };
+        self.sessions.create_session(session.clone()).await?;
+        info!("login");
+        Ok((user, session))
+    }
+
+    async fn dummy_hash(&self) -> Result<&PasswordHash, LoginError> {
+        self.dummy_hash
+            .get_or_try_init(|| async {
+                self.hasher
+                    .hash(&Password::offered("dummy password for timing"))
+                    .await
+            })
+            .await
+            .map_err(LoginError::Store)
+    }
+
+    /// Who holds this session: the user, or `Guest` for no, unknown or expired sessions.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn actor(&self, session: Option<&SessionId>) -> Result<Actor, AccountError> {
+        let Some(id) = session else {
+            return Ok(Actor::Guest);
+        };
+        let Some(s) = self.sessions.session(id, self.clock.now()).await? else {
+            return Ok(Actor::Guest);
+        };
+        Ok(match self.users.user(&s.user).await? {
+            Some(u) => Actor::User(u),
+            None => Actor::Guest,
+        })
+    }
+
+    /// Ends a session.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn logout(&self, session: &SessionId) -> Result<(), AccountError> {
+        Ok(self.sessions.delete_session(session).await?)
+    }
+
+    fn require_admin(actor: &Actor) -> Result<(), AccountError> {
+        match actor {
+            Actor::Guest => Err(AccountError::Unauthenticated),
+            _ if policy::may_administer(actor) => Ok(()),
+            _ => Err(AccountError::Forbidden("only admins may manage users")),
+        }
+    }
+
+    async fn check_defined(&self, perms: &BTreeSet<PermissionName>) -> Result<(), AccountError> {
+        let defined = self.users.permissions().await?;
+        match perms.iter().find(|p| !defined.contains(p)) {
+            Some(p) => Err(AccountError::UnknownPermission(p.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Creates a user (admins and the CLI only).
+    ///
+    /// # Errors
+    /// `Unauthenticated`/`Forbidden`; `NameTaken`; `UnknownPermission`; store failures.
+    #[instrument(skip_all, fields(user = %name))]
+    pub async fn create_user(
+        &self,
+        actor: &Actor,
+        name: Username,
+        password: Password,
+        permissions: BTreeSet<PermissionName>,
+    ) -> Result<User, AccountError> {
+        Self::require_admin(actor)?;
+        self.check_defined(&permissions).await?;
+        let password_hash = self.hasher.hash(&password).await?;
+        let user = self
+            .users
+            .create_user(NewUser {
+                name,
+                password_hash,
+                permissions,
+                created_at: self.clock.now(),
+            })
+            .await?;
+        info!("user created");
+        Ok(user)
+    }
+
+    /// Every user, sorted by name (admins only).
+    ///
+    /// # Errors
+    /// `Unauthenticated`/`Forbidden`; store failures.
+    pub async fn users(&self, actor: &Actor) -> Result<Vec<User>, AccountError> {
+        Self::require_admin(actor)?;
+        Ok(self.users.users().await?)
+    }
+
+    /// One user (admins only).
+    ///
+    /// # Errors
+    /// `Unauthenticated`/`Forbidden`; `NotFound`; store failures.
+    pub async fn user(&self, actor: &Actor, name: &Username) -> Result<User, AccountError> {
+        Self::require_admin(actor)?;
+        self.users.user(name).await?.ok_or(AccountError::NotFound)
+    }
+
+    /// Deletes a user; their sessions end and their live connections close.
+    /// An admin cannot delete their own account (that could lock everyone out).
+    ///
+    /// # Errors
+    /// `Unauthenticated`/`Forbidden`; `NotFound`; store failures.
+    #[instrument(skip_all, fields(user = %name))]
+    pub async fn delete_user(&self, actor: &Actor, name: &Username) -> Result<(), AccountError> {
+        Self::require_admin(actor)?;
+        if actor.user().is_some_and(|u| &u.name == name) {
+            return Err(AccountError::Forbidden(
+                "you cannot delete your own account",
+            ));
+        }
+        self.users.delete_user(name).await?;
+        self.sessions.delete_user_sessions(name, None).await?;
+        self.notify(name, UserEvent::SessionsEnded).await;
+        info!("user deleted");
+        Ok(())
+    }
+
+    /// Sets another user's password; all their sessions end.
+    ///
+    /// # Errors
+    /// `Unauthenticated`/`Forbidden`; `NotFound`; store failures.
+    #[instrument(skip_all, fields(user = %name))]
+    pub async fn set_password(
+        &self,
+        actor: &Actor,
+        name: &Username,
+        password: Password,
+    ) -> Result<(), AccountError> {
+        Self::require_admin(actor)?;
+        let hash = self.hasher.hash(&password).await?;
+        self.users.set_password_hash(name, hash).await?;
+        self.sessions.delete_user_sessions(name, None).await?;
+        self.notify(name, UserEvent::SessionsEnded).await;
+        Ok(())
+    }
+
+    /// Changes the caller's own password given the current one; the caller's
+    /// other sessions end, `current` stays.
+    ///
+    /// # Errors
+    /// `Unauthenticated`; `WrongPassword`; store failures.
+    pub async fn change_own_password(
+        &self,
+        actor: &Actor,
+        current: Option<&SessionId>,
+        old: &str,
+        new: Password,
+    ) -> Result<(), AccountError> {
+        let user = actor.user().ok_or(AccountError::Unauthenticated)?;
+        let hash = self
+            .users
+            .password_hash(&user.name)
+            .await?
+            .ok_or(AccountError::NotFound)?;
+        if !self.hasher.verify(&Password::offered(old), &hash).await? {
+            return Err(AccountError::WrongPassword);
+        }
+        let hash = self.hasher.hash(&new).await?;
+        self.users.set_password_hash(&user.name, hash).await?;
+        self.sessions
+            .delete_user_sessions(&user.name, current)
+            .await?;
+        Ok(())
+    }
+
+    /// Replaces a user's permissions with `permissions` (every one must be
+    /// defined). An admin cannot remove their own `admin`.
+    ///
+    /// # Errors
+    /// `Unauthenticated`/`Forbidden`; `NotFound`; `UnknownPermission`; store failures.
+    #[instrument(skip_all, fields(user = %name))]
+    pub async fn set_permissions(
+        &self,
+        actor: &Actor,
+        name: &Username,
+        permissions: BTreeSet<PermissionName>,
+    ) -> Result<User, AccountError> {
+        Self::require_admin(actor)?;
+        if actor.user().is_some_and(|u| &u.name == name)
+            && !permissions.contains(&PermissionName::admin())
+        {
+            return Err(AccountError::Forbidden(
+                "you cannot remove your own admin permission",
+            ));
+        }
+        self.check_defined(&permissions).await?;
+        let user = self.users.set_permissions(name, &permissions).await?;
+        self.notify(name, UserEvent::PermissionsChanged).await;
+        Ok(user)
+    }
+
+    /// Adds one permission to a user.
+    ///
+    /// # Errors
+    /// As [`Accounts::set_permissions`].
+    pub async fn grant(
+        &self,
+        actor: &Actor,
+        name: &Username,
+        perm: PermissionName,
+    ) -> Result<User, AccountError> {
+        let mut perms = self.user(actor, name).await?.permissions;
+        perms.insert(perm);
+        self.set_permissions(actor, name, perms).await
+    }
+
+    /// Removes one permission from a user.
+    ///
+    /// # Errors
+    /// As [`Accounts::set_permissions`].
+    pub async fn revoke(
+        &self,
+        actor: &Actor,
+        name: &Username,
+        perm: &PermissionName,
+    ) -> Result<User, AccountError> {
+        let mut perms = self.user(actor, name).await?.permissions;
+        perms.remove(perm);
+        self.set_permissions(actor, name, perms).await
+    }
+
+    /// Defines a new permission name.
+    ///
+    /// # Errors
+    /// `Unauthenticated`/`Forbidden`; `PermissionExists`; store failures.
+    pub async fn define_permission(
+        &self,
+        actor: &Actor,
+        name: &PermissionName,
+    ) -> Result<(), AccountError> {
+        Self::require_admin(actor)?;
+        self.users
+            .define_permission(name)
+            .await
+            .map_err(|e| match e {
+                crate::ports::StoreError::Conflict => AccountError::PermissionExists,
+                other => other.into(),
+            })
+    }
+
+    /// Every defined permission (admins only).
+    ///
+    /// # Errors
+    /// `Unauthenticated`/`Forbidden`; store failures.
+    pub async fn permissions(&self, actor: &Actor) -> Result<Vec<PermissionName>, AccountError> {
+        Self::require_admin(actor)?;
+        Ok(self.users.permissions().await?)
+    }
+
+    async fn notify(&self, user: &Username, event: UserEvent) {
+        if let Err(e) = self.events.publish_user(user, event).await {
+            // Sessions are already gone from the store; a socket that misses
+            // this notice is refused at its next session check.
+            tracing::warn!(error = %e, "could not notify the user's connections");
+        }
+    }
+}

@@ -1,0 +1,416 @@
+//! `Chat`: sending, direct messages, history, resume, typing, presence and
+//! live subscriptions.
+
+use std::sync::Arc;
+
+use tracing::{instrument, warn};
+
+use super::feed::RoomFeed;
+use super::rooms::open_direct;
+use super::visible_room;
+use crate::clock::{Clock, Timestamp};
+use crate::error::{RoomError, SendError};
+use crate::model::{Appended, MessageKind, NewMessage, Page, PresenceChange, RoomEvent, UserEvent};
+use crate::names::{ClientId, MessageText, RoomName, Seq, Username};
+use crate::policy::{self, Actor};
+use crate::ports::{
+    Bot, ConnectionId, EventStream, MessageLog, PRESENCE_TTL, Presence, RoomEvents, RoomRepository,
+    UserRepository,
+};
+use crate::ratelimit::{RateLimit, RateLimiter};
+
+/// Largest history page.
+pub const MAX_PAGE: usize = 200;
+
+/// What a send produced.
+#[derive(Debug, Clone)]
+pub enum Sent {
+    /// A user's message, durably stored (or the earlier one, for a repeated cid).
+    Stored(Appended),
+    /// A guest's message, answered privately by the bot; nothing was stored.
+    Bot(BotReply),
+}
+
+/// The bot's private answer to a guest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BotReply {
+    /// The room the guest wrote in.
+    pub room: RoomName,
+    /// The bot's name.
+    pub from: String,
+    /// The answer.
+    pub text: String,
+    /// When it answered.
+    pub ts: Timestamp,
+}
+
+/// The messages a reconnecting client missed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resume {
+    /// Messages after the client's `since`, oldest first.
+    pub page: Page,
+    /// True when messages right after `since` were deleted by retention.
+    pub expired: bool,
+}
+
+/// Messaging.
+pub struct Chat {
+    rooms: Arc<dyn RoomRepository>,
+    users: Arc<dyn UserRepository>,
+    log: Arc<dyn MessageLog>,
+    events: Arc<dyn RoomEvents>,
+    presence: Arc<dyn Presence>,
+    bot: Arc<dyn Bot>,
+    clock: Arc<dyn Clock>,
+    limiter: Option<RateLimiter<(Username, RoomName)>>,
+}
+
+impl Chat {
+    /// Wires the service to its ports; `rate_limit: None` turns flood control off.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        rooms: Arc<dyn RoomRepository>,
+        users: Arc<dyn UserRepository>,
+        log: Arc<dyn MessageLog>,
+        events: Arc<dyn RoomEvents>,
+        presence: Arc<dyn Presence>,
+        bot: Arc<dyn Bot>,
+        clock: Arc<dyn Clock>,
+        rate_limit: Option<RateLimit>,
+    ) -> Self {
+        Self {
+            rooms,
+            users,
+            log,
+            events,
+            presence,
+            bot,
+            clock,
+            limiter: rate_limit.map(RateLimiter::new),
+        }
+    }
+
+    /// The current time on this service's clock.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Sends `text` to `room`.
+    ///
+    /// A user must be a member (sending to a public room joins it); the
+    /// message is stored, then broadcast. A guest's text is answered by the
+    /// bot, privately, and never stored. A repeated `cid` returns the first
+    /// message again and stores nothing.
+    ///
+    /// # Errors
+    /// `NotFound` for missing or invisible rooms; `Forbidden` for non-members,
+    /// kicked users and the CLI; `Muted`; `RateLimited`; `Store` (nothing was
+    /// stored or broadcast).
+    #[instrument(skip_all, fields(room = %room))]
+    pub async fn send(
+        &self,
+        actor: &Actor,
+        room: &RoomName,
+        text: MessageText,
+        cid: Option<ClientId>,
+    ) -> Result<Sent, SendError> {
+        let (r, standing) = visible_room(&self.rooms, actor, room).await?;
+        let user = match actor {
+            Actor::Guest => {
+                let text = self.bot.reply(text.as_str()).await?;
+                let reply = BotReply {
+                    room: room.clone(),
+                    from: self.bot.name().to_owned(),
+                    text,
+                    ts: self.clock.now(),
+                };
+                return Ok(Sent::Bot(reply));
+            }
+            Actor::System => return Err(SendError::Forbidden("the command line does not chat")),
+            Actor::User(u) => u,
+        };
+        if !standing.member {
+            if !policy::may_join(actor, &r, standing) {
+                return Err(SendError::Forbidden(if standing.banned {
+                    "you were removed from this room"
+                } else {
+                    "only members may send here"
+                }));
+            }
+            self.rooms.add_member(room, &user.name).await?;
+        }
+        self.store_and_publish(&user.name, room, text, cid).await
+    }
+
+    async fn store_and_publish(
+        &self,
+        from: &Username,
+        room: &RoomName,
+        text: MessageText,
+        cid: Option<ClientId>,
+    ) -> Result<Sent, SendError> {
+        let now = self.clock.now();
+        if let Some(mute) = self.rooms.mute(room, from, now).await? {
+            return Err(SendError::Muted {
+                until: mute.until,
+                left: mute.until.map(|u| now.until(u)),
+            });
+        }
+        if let Some(limiter) = &self.limiter {
+            limiter
+                .check(&(from.clone(), room.clone()), now)
+                .map_err(|retry_after| SendError::RateLimited { retry_after })?;
+        }
+        let appended = self
+            .log
+            .append(NewMessage {
+                room: room.clone(),
+                from: from.clone(),
+                text,
+                ts: now,
+                cid,
+                kind: MessageKind::Chat,
+            })
+            .await?;
+        if !appended.duplicate {
+            if let Err(e) = self
+                .events
+                .publish(room, RoomEvent::Message(appended.message.clone()))
+                .await
+            {
+                // Stored is what counts: feeds find it in the log at their next
+                // gap check, so the ack is still true.
+                warn!(error = %e, "publish failed after store");
+            }
+        }
+        Ok(Sent::Stored(appended))
+    }
+
+    /// Sends a direct message to `to`, creating the pair's room on first use
+    /// and telling both users' connections about it.
+    ///
+    /// # Errors
+    /// `Forbidden` for guests; `NoSuchUser`; `Invalid` for oneself; as [`Chat::send`].
+    #[instrument(skip_all, fields(to = %to))]
+    pub async fn direct(
+        &self,
+        actor: &Actor,
+        to: &Username,
+        text: MessageText,
+        cid: Option<ClientId>,
+    ) -> Result<Appended, SendError> {
+        let me = actor
+            .user()
+            .ok_or(SendError::Forbidden("log in to send direct messages"))?;
+        let (room, created) = open_direct(
+            &self.rooms,
+            self.users.as_ref(),
+            self.clock.as_ref(),
+            &me.name,
+            to,
+        )
+        .await?;
+        if created {
+            for who in [&me.name, to] {
+                let event = UserEvent::DirectRoom {
+                    room: room.name.clone(),
+                };
+                if let Err(e) = self.events.publish_user(who, event).await {
+                    warn!(error = %e, "could not announce a new direct room");
+                }
+            }
+        }
+        match self
+            .store_and_publish(&me.name, &room.name, text, cid)
+            .await?
+        {
+            Sent::Stored(a) => Ok(a),
+            Sent::Bot(_) => Err(SendError::Forbidden("direct rooms have no bot")),
+        }
+    }
+
+    /// A page of history: up to `limit` (1–200) messages before `before`
+    /// (newest when `None`), oldest first.
+    ///
+    /// # Errors
+    /// `NotFound` for missing or invisible rooms; store failures.
+    pub async fn history(
+        &self,
+        actor: &Actor,
+        room: &RoomName,
+        before: Option<Seq>,
+        limit: usize,
+    ) -> Result<Page, RoomError> {
+        visible_room(&self.rooms, actor, room).await?;
+        Ok(self
+            .log
+            .before(room, before, limit.clamp(1, MAX_PAGE))
+            .await?)
+    }
+
+    /// What a client that last saw `since` missed: up to `limit` messages.
+    ///
+    /// # Errors
+    /// `NotFound` for missing or invisible rooms; store failures.
+    pub async fn resume(
+        &self,
+        actor: &Actor,
+        room: &RoomName,
+        since: Seq,
+        limit: usize,
+    ) -> Result<Resume, RoomError> {
+        visible_room(&self.rooms, actor, room).await?;
+        let page = self.log.after(room, since, limit.max(1)).await?;
+        let expired = match page.messages.first() {
+            Some(m) => m.seq > since.next(),
+            None => self.log.last_seq(room).await? > since,
+        };
+        Ok(Resume { page, expired })
+    }
+
+    /// Subscribes to a room's events, in order and without gaps, starting
+    /// after `after`. Subscribe before reading the snapshot `after` comes from.
+    ///
+    /// # Errors
+    /// `NotFound` for missing or invisible rooms; store failures.
+    pub async fn subscribe(
+        &self,
+        actor: &Actor,
+        room: &RoomName,
+        after: Seq,
+    ) -> Result<RoomFeed, RoomError> {
+        visible_room(&self.rooms, actor, room).await?;
+        let stream = self.events.subscribe(room).await?;
+        Ok(RoomFeed::new(
+            room.clone(),
+            Arc::clone(&self.log),
+            stream,
+            after,
+        ))
+    }
+
+    /// The highest seq of a room the caller may see.
+    ///
+    /// # Errors
+    /// `NotFound` for missing or invisible rooms; store failures.
+    pub async fn last_seq(&self, actor: &Actor, room: &RoomName) -> Result<Seq, RoomError> {
+        visible_room(&self.rooms, actor, room).await?;
+        Ok(self.log.last_seq(room).await?)
+    }
+
+    /// Subscribes to the caller's own events (new direct rooms, ended sessions).
+    ///
+    /// # Errors
+    /// `Unauthenticated` for guests; store failures.
+    pub async fn subscribe_user(&self, actor: &Actor) -> Result<EventStream<UserEvent>, RoomError> {
+        let me = actor.user().ok_or(RoomError::Unauthenticated)?;
+        Ok(self.events.subscribe_user(&me.name).await?)
+    }
+
+    /// Tells the room the caller is typing. Guests and non-members are refused.
+    ///
+    /// # Errors
+    /// `NotFound`, `Forbidden`; store failures.
+    pub async fn typing(&self, actor: &Actor, room: &RoomName) -> Result<(), RoomError> {
+        let (_, standing) = visible_room(&self.rooms, actor, room).await?;
+        let user = actor.user().ok_or(RoomError::Unauthenticated)?;
+        if !standing.member {
+            return Err(RoomError::Forbidden("only members may type here"));
+        }
+        if self
+            .rooms
+            .mute(room, &user.name, self.clock.now())
+            .await?
+            .is_some()
+        {
+            return Err(RoomError::Forbidden("you are muted in this room"));
+        }
+        self.events
+            .publish(
+                room,
+                RoomEvent::Typing {
+                    user: user.name.clone(),
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Marks connection `conn` of the caller as present in `room` (call on
+    /// join and on every heartbeat); announces the user when newly online.
+    /// Guests are not tracked.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn present(
+        &self,
+        actor: &Actor,
+        room: &RoomName,
+        conn: &ConnectionId,
+    ) -> Result<(), RoomError> {
+        let Some(user) = actor.user() else {
+            return Ok(());
+        };
+        let expires = self.clock.now().plus(PRESENCE_TTL);
+        if self.presence.touch(room, &user.name, conn, expires).await? {
+            self.announce(room, &user.name, PresenceChange::Join).await;
+        }
+        Ok(())
+    }
+
+    /// Marks connection `conn` of the caller as gone from `room`; announces
+    /// the user's leave when it was their last connection there.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn absent(
+        &self,
+        actor: &Actor,
+        room: &RoomName,
+        conn: &ConnectionId,
+    ) -> Result<(), RoomError> {
+        let Some(user) = actor.user() else {
+            return Ok(());
+        };
+        if self
+            .presence
+            .remove(room, &user.name, conn, self.clock.now())
+            .await?
+        {
+            self.announce(room, &user.name, PresenceChange::Leave).await;
+        }
+        Ok(())
+    }
+
+    /// Who is online in a room the caller may see.
+    ///
+    /// # Errors
+    /// `NotFound`; store failures.
+    pub async fn online(&self, actor: &Actor, room: &RoomName) -> Result<Vec<Username>, RoomError> {
+        visible_room(&self.rooms, actor, room).await?;
+        Ok(self.presence.online(room, self.clock.now()).await?)
+    }
+
+    /// Drops expired presence (connections that stopped heartbeating, nodes
+    /// that died) and announces the leaves. Run periodically.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn expire_presence(&self) -> Result<usize, RoomError> {
+        let gone = self.presence.expire(self.clock.now()).await?;
+        for (room, user) in &gone {
+            self.announce(room, user, PresenceChange::Leave).await;
+        }
+        Ok(gone.len())
+    }
+
+    async fn announce(&self, room: &RoomName, user: &Username, change: PresenceChange) {
+        let event = RoomEvent::Presence {
+            user: user.clone(),
+            change,
+        };
+        if let Err(e) = self.events.publish(room, event).await {
+            warn!(error = %e, "could not announce presence");
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! `Moderation`: per-room mutes, kicks and letting people (back) in.
+//!
+//! Every action is announced to the room as an event, and recorded in its
+//! history as a notice, so members see what happened.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{instrument, warn};
+
+use super::visible_room;
+use crate::clock::Clock;
+use crate::error::RoomError;
+use crate::model::{MessageKind, Mute, NewMessage, RoomEvent, Visibility};
+use crate::names::{MessageText, RoomName, Username};
+use crate::policy::{self, Actor};
+use crate::ports::{MessageLog, RoomEvents, RoomRepository, UserRepository};
+
+/// Room moderation.
+pub struct Moderation {
+    rooms: Arc<dyn RoomRepository>,
+    users: Arc<dyn UserRepository>,
+    log: Arc<dyn MessageLog>,
+    events: Arc<dyn RoomEvents>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Moderation {
+    /// Wires the service to its ports.
+    pub fn new(
+        rooms: Arc<dyn RoomRepository>,
+        users: Arc<dyn UserRepository>,
+        log: Arc<dyn MessageLog>,
+        events: Arc<dyn RoomEvents>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            rooms,
+            users,
+            log,
+            events,
+            clock,
+        }
+    }
+
+    async fn authorise(
+        &self,
+        actor: &Actor,
+        room: &RoomName,
+        target: &Username,
+        manage: bool,
+    ) -> Result<(), RoomError> {
+        let (r, _) = visible_room(&self.rooms, actor, room).await?;
+        let allowed = if manage {
+            policy::may_manage_members(actor, &r)
+        } else {
+            policy::may_moderate(actor, &r)
+        };
+        if actor.is_guest() {
+            return Err(RoomError::Unauthenticated);
+        }
+        if !allowed {
+            return Err(RoomError::Forbidden("you may not moderate this room"));
+        }
+        if self.users.user(target).await?.is_none() {
+            return Err(RoomError::NoSuchUser);
+        }
+        Ok(())
+    }
+
+    /// Mutes `target` in `room` for `duration` (`None`: until lifted).
+    ///
+    /// # Errors
+    /// `NotFound`, `Unauthenticated`, `Forbidden`, `NoSuchUser`; store failures.
+    #[instrument(skip_all, fields(room = %room, user = %target))]
+    pub async fn mute(
+        &self,
+        actor: &Actor,
+        room: &RoomName,
+        target: &Username,
+        duration: Option<Duration>,
+    ) -> Result<Mute, RoomError> {
+        self.authorise(actor, room, target, false).await?;
+        let mute = Mute {
+            until: duration.map(|d| self.clock.now().plus(d)),
+        };
+        self.rooms.set_mute(room, target, Some(mute)).await?;
+        let what = match duration {
+            Some(d) => format!("{target} was muted for {}", human(d)),
+            None => format!("{target} was muted until further notice"),
+        };
+        self.announce(
+            actor,
+            room,
+            RoomEvent::Muted {
+                user: target.clone(),
+                mute: Some(mute),
+            },
+            &what,
+        )
+        .await;
+        Ok(mute)
+    }
+
+    /// Lifts a mute.
+    ///
+    /// # Errors
+    /// As [`Moderation::mute`].
+    #[instrument(skip_all, fields(room = %room, user = %target))]
+    pub async fn unmute(
+        &self,
+        actor: &Actor,
+        room: &RoomName,
+        target: &Username,
+    ) -> Result<(), RoomError> {
+        self.authorise(actor, room, target, false).await?;
+        self.rooms.set_mute(room, target, None).await?;
+        let what = format!("{target} may speak again");
+        self.announce(
+            actor,
+            room,
+            RoomEvent::Muted {
+                user: target.clone(),
+                mute: None,
+            },
+            &what,
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Removes `target` from the room and bars them until let back in; their
+    /// connections leave the room at once.
+    ///
+    /// # Errors
+    /// As [`Moderation::mute`]; `Forbidden` for kicking oneself.
+    #[instrument(skip_all, fields(room = %room, user = %target))]
+    pub async fn kick(
+        &self,
+        actor: &Actor,
+        room: &RoomName,
+        target: &Username,
+    ) -> Result<(), RoomError> {
+        self.authorise(actor, room, target, false).await?;
+        if actor.user().is_some_and(|u| &u.name == target) {
+            return Err(RoomError::Forbidden("you cannot kick yourself"));
+        }
+        self.rooms.set_banned(room, target, true).await?;
+        self.rooms.remove_member(room, target).await?;
+        let what = format!("{target} was removed from the room");
+        self.announce(
+            actor,
+            room,
+            RoomEvent::Removed {
+                user: target.clone(),
+            },
+            &what,
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Lets a kicked user back, and in a private room makes `target` a member.
+    ///
+    /// # Errors
+    /// As [`Moderation::mute`], with the member-management rule.
+    #[instrument(skip_all, fields(room = %room, user = %target))]
+    pub async fn allow(
+        &self,
+        actor: &Actor,
+        room: &RoomName,
+        target: &Username,
+    ) -> Result<(), RoomError> {
+        self.authorise(actor, room, target, true).await?;
+        self.rooms.set_banned(room, target, false).await?;
+        let r = self.rooms.room(room).await?.ok_or(RoomError::NotFound)?;
+        if r.visibility == Visibility::Private && self.rooms.add_member(room, target).await? {
+            let what = format!("{target} was added to the room");
+            self.record(actor, room, &what).await;
+        }
+        Ok(())
+    }
+
+    /// Active mutes in a room (moderators only).
+    ///
+    /// # Errors
+    /// `NotFound`, `Forbidden`; store failures.
+    pub async fn mutes(
+        &self,
+        actor: &Actor,
+        room: &RoomName,
+    ) -> Result<Vec<(Username, Mute)>, RoomError> {
+        let (r, _) = visible_room(&self.rooms, actor, room).await?;
+        if !policy::may_moderate(actor, &r) {
+            return Err(RoomError::Forbidden("you may not moderate this room"));
+        }
+        Ok(self.rooms.mutes(room, self.clock.now()).await?)
+    }
+
+    async fn announce(&self, actor: &Actor, room: &RoomName, event: RoomEvent, what: &str) {
+        if let Err(e) = self.events.publish(room, event).await {
+            warn!(error = %e, "could not announce a moderation action");
+        }
+        self.record(actor, room, what).await;
+    }
+
+    async fn record(&self, actor: &Actor, room: &RoomName, what: &str) {
+        let (Some(user), Ok(text)) = (actor.user(), MessageText::parse(what)) else {
+            return;
+        };
+        let notice = NewMessage {
+            room: room.clone(),
+            from: user.name.clone(),
+            text,
+            ts: self.clock.now(),
+            cid: None,
+            kind: MessageKind::Notice,
+        };
+        match self.log.append(notice).await {
+            Ok(a) => {
+                let _ = self
+                    .events
+                    .publish(room, RoomEvent::Message(a.message))
+                    .await;
+            }
+            Err(e) => warn!(error = %e, "could not record a moderation notice"),
+        }
+    }
+}
+
+fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        s if s % 3600 == 0 && s >= 3600 => format!("{} h", s / 3600),
+        s if s % 60 == 0 && s >= 60 => format!("{} min", s / 60),
+        s => format!("{s} s"),
+    }
+}

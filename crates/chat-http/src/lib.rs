@@ -1,0 +1,1 @@
+//! chat-http: placeholder until this crate is written.

@@ -1,0 +1,1 @@
+//! chat-memory: placeholder until this crate is written.

@@ -1,0 +1,1 @@
+//! chat-redis: placeholder until this crate is written.

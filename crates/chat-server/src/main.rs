@@ -1,0 +1,2 @@
+//! The hihichat binary.
+fn main() {}

@@ -1,0 +1,1 @@
+//! chat-sqlite: placeholder until this crate is written.

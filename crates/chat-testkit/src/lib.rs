@@ -1,0 +1,1 @@
+//! chat-testkit: placeholder until this crate is written.
