@@ -84,7 +84,7 @@ pub use names::{
 pub use password::{Password, PasswordHasher};
 pub use policy::{Actor, Standing};
 pub use ports::{
-    Bot, BotCorpus, ConnectionId, EventStream, MessageLog, Presence, QaPair, RoomEvents,
+    Bot, BotCorpus, ConnectionId, EventStream, HealthCheck, MessageLog, Presence, QaPair, RoomEvents,
     RoomRepository, SessionStore, StoreError, StoreResult, UserRepository,
 };
 pub use ratelimit::{RateLimit, RateLimiter};

@@ -438,3 +438,16 @@ pub trait Bot: Send + Sync + 'static {
 
 /// How long a presence heartbeat lasts unless renewed.
 pub const PRESENCE_TTL: Duration = Duration::from_secs(60);
+
+/// A store that `/readyz` asks whether it answers.
+#[async_trait]
+pub trait HealthCheck: Send + Sync + 'static {
+    /// A short name for logs and the readiness answer ("sqlite", "redis").
+    fn component(&self) -> &'static str;
+
+    /// Succeeds when the store answers a trivial request right now.
+    ///
+    /// # Errors
+    /// `Unavailable` when it does not.
+    async fn check(&self) -> StoreResult<()>;
+}

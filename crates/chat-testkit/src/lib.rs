@@ -1,1 +1,4 @@
-//! chat-testkit: placeholder until this crate is written.
+//! Contract suites generic over hihichat's ports, run against every adapter,
+//! and fixtures for tests (a private `redis-server`).
+
+pub mod redis_server;
