@@ -84,8 +84,8 @@ pub use names::{
 pub use password::{Password, PasswordHasher};
 pub use policy::{Actor, Standing};
 pub use ports::{
-    Bot, BotCorpus, ConnectionId, EventStream, HealthCheck, MessageLog, Presence, QaPair, RoomEvents,
-    RoomRepository, SessionStore, StoreError, StoreResult, UserRepository,
+    Bot, BotCorpus, ConnectionId, EventStream, HealthCheck, MessageLog, Presence, QaPair,
+    RoomEvents, RoomRepository, SessionStore, StoreError, StoreResult, UserRepository,
 };
 pub use ratelimit::{RateLimit, RateLimiter};
 pub use services::{

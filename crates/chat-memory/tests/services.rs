@@ -748,3 +748,62 @@ async fn unicode_names_and_text_survive_the_services() {
     let (user, _) = app.services.accounts.login("小明", PASSWORD).await.unwrap();
     assert_eq!(user.name.as_str(), "小明");
 }
+
+#[tokio::test]
+async fn the_sixth_failed_login_is_throttled_without_checking_the_password() {
+    let app = app();
+    app.user("alice", &[]).await;
+    for _ in 0..5 {
+        let e = app
+            .services
+            .accounts
+            .login("alice", "wrong password")
+            .await
+            .unwrap_err();
+        assert!(matches!(e, LoginError::InvalidCredentials), "{e:?}");
+    }
+    // Even the right password is refused while throttled: the attempt is not checked.
+    let e = app
+        .services
+        .accounts
+        .login("alice", PASSWORD)
+        .await
+        .unwrap_err();
+    let LoginError::Throttled { retry_after } = e else {
+        panic!("expected throttling, got {e:?}")
+    };
+    assert_eq!(e.code(), ErrorCode::RateLimited);
+    assert!(retry_after <= chat_domain::services::LOGIN_WINDOW && retry_after > Duration::ZERO);
+
+    // An unknown name is throttled exactly the same way.
+    for _ in 0..5 {
+        let _ = app.services.accounts.login("nobody", "x").await;
+    }
+    assert!(matches!(
+        app.services.accounts.login("nobody", "x").await,
+        Err(LoginError::Throttled { .. })
+    ));
+
+    // Other accounts are unaffected, and after the window the right password works.
+    app.user("bob", &[]).await;
+    assert!(app.services.accounts.login("bob", PASSWORD).await.is_ok());
+    app.clock.advance(retry_after);
+    assert!(app.services.accounts.login("alice", PASSWORD).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_successful_login_clears_earlier_failures() {
+    let app = app();
+    app.user("alice", &[]).await;
+    for _ in 0..4 {
+        let _ = app.services.accounts.login("alice", "wrong password").await;
+    }
+    assert!(app.services.accounts.login("alice", PASSWORD).await.is_ok());
+    for _ in 0..4 {
+        let _ = app.services.accounts.login("alice", "wrong password").await;
+    }
+    assert!(
+        app.services.accounts.login("alice", PASSWORD).await.is_ok(),
+        "the count restarted"
+    );
+}

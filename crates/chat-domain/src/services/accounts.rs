@@ -1,13 +1,13 @@
 //! `Accounts`: login, sessions, and the administration of users and permissions.
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::OnceCell;
 use tracing::{info, instrument};
 
-use crate::clock::Clock;
+use crate::clock::{Clock, Timestamp};
 use crate::error::{AccountError, LoginError};
 use crate::model::{NewUser, PasswordHash, Session, SessionId, User, UserEvent};
 use crate::names::{PermissionName, Username};
@@ -17,6 +17,58 @@ use crate::ports::{RoomEvents, SessionStore, UserRepository};
 
 /// How long a session lasts.
 pub const SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Failed logins for one account within this window count towards throttling.
+pub const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// How many failed logins within [`LOGIN_WINDOW`] throttle an account.
+pub const LOGIN_ATTEMPTS: usize = 5;
+
+/// Recent failed logins per account name, in this process.
+///
+/// Keyed by the name as typed, so unknown names are throttled exactly like
+/// real ones and the answer reveals nothing. A std `Mutex`: the critical
+/// section is a few comparisons, never held across an `.await`.
+#[derive(Debug, Default)]
+struct LoginFailures(Mutex<HashMap<String, VecDeque<Timestamp>>>);
+
+impl LoginFailures {
+    /// How long `name` must wait, if it is throttled at `now`.
+    fn throttled(&self, name: &str, now: Timestamp) -> Option<Duration> {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let recent = map.get_mut(name)?;
+        while recent.front().is_some_and(|t| t.plus(LOGIN_WINDOW) <= now) {
+            recent.pop_front();
+        }
+        if recent.len() < LOGIN_ATTEMPTS {
+            return None;
+        }
+        recent.front().map(|first| {
+            now.until(first.plus(LOGIN_WINDOW))
+                .max(Duration::from_secs(1))
+        })
+    }
+
+    fn failed(&self, name: &str, now: Timestamp) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() > 100_000 {
+            // Bound memory under a spray of random names: old entries matter least.
+            map.retain(|_, v| v.back().is_some_and(|t| t.plus(LOGIN_WINDOW) > now));
+        }
+        let recent = map.entry(name.to_owned()).or_default();
+        recent.push_back(now);
+        while recent.len() > LOGIN_ATTEMPTS {
+            recent.pop_front();
+        }
+    }
+
+    fn succeeded(&self, name: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+    }
+}
 
 /// What the first start did.
 #[derive(Debug)]
@@ -38,6 +90,7 @@ pub struct Accounts {
     clock: Arc<dyn Clock>,
     hasher: PasswordHasher,
     dummy_hash: OnceCell<PasswordHash>,
+    failures: LoginFailures,
 }
 
 impl Accounts {
@@ -55,6 +108,7 @@ impl Accounts {
             clock,
             hasher: PasswordHasher::owasp(),
             dummy_hash: OnceCell::new(),
+            failures: LoginFailures::default(),
         }
     }
 
@@ -98,12 +152,42 @@ impl Accounts {
     /// Checks a name and password and opens a new session.
     ///
     /// A wrong name and a wrong password get the same answer after the same
-    /// work: for an unknown name a dummy hash is verified.
+    /// work: for an unknown name a dummy hash is verified. After
+    /// [`LOGIN_ATTEMPTS`] failures for one name within [`LOGIN_WINDOW`],
+    /// attempts are refused without hashing until the window has passed; a
+    /// successful login clears the count.
     ///
     /// # Errors
-    /// `InvalidCredentials` for a wrong name or password; store failures.
+    /// `InvalidCredentials` for a wrong name or password; `Throttled`; store failures.
     #[instrument(skip_all, fields(user = %name))]
     pub async fn login(&self, name: &str, password: &str) -> Result<(User, Session), LoginError> {
+        let now = self.clock.now();
+        if let Some(retry_after) = self.failures.throttled(name, now) {
+            return Err(LoginError::Throttled { retry_after });
+        }
+        match self.check_password(name, password).await {
+            Ok(user) => {
+                self.failures.succeeded(name);
+                let session = Session {
+                    id: SessionId::generate(),
+                    user: user.name.clone(),
+                    created_at: now,
+                    expires_at: now.plus(SESSION_TTL),
+                };
+                self.sessions.create_session(session.clone()).await?;
+                info!("login");
+                Ok((user, session))
+            }
+            Err(LoginError::InvalidCredentials) => {
+                self.failures.failed(name, now);
+                info!("failed login");
+                Err(LoginError::InvalidCredentials)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn check_password(&self, name: &str, password: &str) -> Result<User, LoginError> {
         let offered = Password::offered(password);
         let found = match Username::parse(name) {
             Ok(n) => self.users.password_hash(&n).await?.map(|hash| (n, hash)),
@@ -117,21 +201,10 @@ impl Accounts {
         if !self.hasher.verify(&offered, &hash).await? {
             return Err(LoginError::InvalidCredentials);
         }
-        let user = self
-            .users
+        self.users
             .user(&name)
             .await?
-            .ok_or(LoginError::InvalidCredentials)?;
-        let now = self.clock.now();
-        let session = Session {
-            id: SessionId::generate(),
-            user: name,
-            created_at: now,
-            expires_at: now.plus(SESSION_TTL),
-        };
-        self.sessions.create_session(session.clone()).await?;
-        info!("login");
-        Ok((user, session))
+            .ok_or(LoginError::InvalidCredentials)
     }
 
     async fn dummy_hash(&self) -> Result<&PasswordHash, LoginError> {

@@ -9,7 +9,7 @@ mod moderation;
 mod retention;
 mod rooms;
 
-pub use accounts::{Accounts, Bootstrap, SESSION_TTL};
+pub use accounts::{Accounts, Bootstrap, LOGIN_ATTEMPTS, LOGIN_WINDOW, SESSION_TTL};
 pub use chat::{BotReply, Chat, Resume, Sent};
 pub use feed::{FeedItem, RoomFeed};
 pub use moderation::Moderation;
