@@ -166,8 +166,9 @@ mod tests {
         let private = room("secret", Visibility::Private);
         let direct = room("@alice+bob", Visibility::Private);
 
-        // (actor, room, standing, see, join, moderate, manage)
-        let table: Vec<(&str, &Actor, &Room, Standing, bool, bool, bool, bool)> = vec![
+        // (label, actor, room, standing, see, join, moderate, manage)
+        type Row<'a> = (&'a str, &'a Actor, &'a Room, Standing, bool, bool, bool, bool);
+        let table: Vec<Row<'_>> = vec![
             (
                 "guest/public",
                 &guest,
