@@ -1,0 +1,137 @@
+//! `MessageLog` on Redis: per room a seq counter and a sorted set of
+//! messages scored by seq, plus one time index over all rooms for retention.
+
+use async_trait::async_trait;
+use chat_domain::{
+    Appended, MessageLog, NewMessage, Page, RoomName, Seq, StoreError, StoreResult, Timestamp,
+};
+use fred::interfaces::KeysInterface;
+
+use super::{integer, strings};
+use crate::RedisStore;
+use crate::codec::{self, MessageBody, corrupt};
+use crate::error::from_fred;
+use crate::scripts;
+
+impl RedisStore {
+    /// Decodes the members of a room's message set.
+    fn decode_page(room: &RoomName, members: Vec<String>, limit: usize) -> StoreResult<Page> {
+        let more = members.len() > limit;
+        let messages = members
+            .iter()
+            .take(limit)
+            .map(|m| codec::decode_stored(room, m))
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(Page { messages, more })
+    }
+}
+
+#[async_trait]
+impl MessageLog for RedisStore {
+    async fn append(&self, message: NewMessage) -> StoreResult<Appended> {
+        let room = &message.room;
+        let body = MessageBody::new(
+            &message.from,
+            &message.text,
+            message.ts,
+            message.cid.as_ref(),
+            message.kind,
+        )
+        .to_json()?;
+        let reply = strings(
+            self.run(
+                &scripts::APPEND,
+                vec![
+                    self.keys.room(room),
+                    self.keys.room_seq(room),
+                    self.keys.room_msgs(room),
+                    self.keys.room_cids(room),
+                    self.keys.msgs_by_ts(),
+                ],
+                vec![
+                    room.as_str().to_owned(),
+                    message.from.as_str().to_owned(),
+                    message
+                        .cid
+                        .as_ref()
+                        .map(|c| c.as_str().to_owned())
+                        .unwrap_or_default(),
+                    message.ts.as_millis().to_string(),
+                    body,
+                ],
+            )
+            .await?,
+        )?;
+        match reply.as_slice() {
+            [status] if status == "missing" => Err(StoreError::NotFound),
+            [status, member] if status == "new" || status == "dup" => Ok(Appended {
+                message: codec::decode_stored(room, member)?,
+                duplicate: status == "dup",
+            }),
+            other => Err(corrupt(format!("append script answered {other:?}"))),
+        }
+    }
+
+    async fn before(
+        &self,
+        room: &RoomName,
+        before: Option<Seq>,
+        limit: usize,
+    ) -> StoreResult<Page> {
+        let bound = before.map_or_else(|| "+inf".to_owned(), |s| format!("({}", s.get()));
+        // One more than asked says whether older ones remain.
+        let mut members = strings(
+            self.run(
+                &scripts::MESSAGES_BEFORE,
+                vec![self.keys.room_msgs(room)],
+                vec![bound, (limit + 1).to_string()],
+            )
+            .await?,
+        )?;
+        let more = members.len() > limit;
+        members.truncate(limit);
+        members.reverse();
+        let mut page = Self::decode_page(room, members, limit)?;
+        page.more = more;
+        Ok(page)
+    }
+
+    async fn after(&self, room: &RoomName, after: Seq, limit: usize) -> StoreResult<Page> {
+        let members = strings(
+            self.run(
+                &scripts::MESSAGES_AFTER,
+                vec![self.keys.room_msgs(room)],
+                vec![format!("({}", after.get()), (limit + 1).to_string()],
+            )
+            .await?,
+        )?;
+        Self::decode_page(room, members, limit)
+    }
+
+    async fn last_seq(&self, room: &RoomName) -> StoreResult<Seq> {
+        let raw: Option<u64> = self
+            .client
+            .get(self.keys.room_seq(room))
+            .await
+            .map_err(from_fred)?;
+        Ok(Seq::new(raw.unwrap_or(0)))
+    }
+
+    async fn delete_before(&self, cutoff: Timestamp, batch: usize) -> StoreResult<u64> {
+        if batch == 0 {
+            return Ok(0);
+        }
+        let gone = self
+            .run(
+                &scripts::DELETE_BEFORE,
+                vec![self.keys.msgs_by_ts()],
+                vec![
+                    self.keys.prefix().to_owned(),
+                    cutoff.as_millis().to_string(),
+                    batch.to_string(),
+                ],
+            )
+            .await?;
+        Ok(u64::try_from(integer(&gone)?).unwrap_or(0))
+    }
+}

@@ -1,0 +1,273 @@
+//! `RoomRepository` on Redis: a hash per room, sets of members and barred
+//! users kept in both directions (room → users for listing, user → rooms so
+//! deleting a user needs no scan), and a hash of mutes per room.
+
+use async_trait::async_trait;
+use chat_domain::{
+    Description, Mute, NewRoom, Room, RoomName, RoomRepository, StoreError, StoreResult, Timestamp,
+    Username, Visibility,
+};
+use fred::interfaces::{HashesInterface, SetsInterface};
+use fred::types::Value;
+
+use super::{integer, millis, strings};
+use crate::RedisStore;
+use crate::codec::corrupt;
+use crate::error::from_fred;
+use crate::scripts;
+
+/// How a mute that lasts until lifted is stored.
+const FOREVER: &str = "inf";
+
+fn room_from(name: RoomName, desc: &str, vis: &str, by: &str, at: &str) -> StoreResult<Room> {
+    Ok(Room {
+        name,
+        description: Description::parse(desc).map_err(corrupt)?,
+        visibility: Visibility::parse(vis).ok_or_else(|| corrupt(format!("visibility {vis:?}")))?,
+        created_by: Username::parse(by).map_err(corrupt)?,
+        created_at: millis(at)?,
+    })
+}
+
+fn parse_mute(raw: &str) -> StoreResult<Mute> {
+    if raw == FOREVER {
+        Ok(Mute { until: None })
+    } else {
+        millis(raw).map(|until| Mute { until: Some(until) })
+    }
+}
+
+/// -1 from a room script means the room does not exist.
+fn found(reply: &Value) -> StoreResult<i64> {
+    match integer(reply)? {
+        -1 => Err(StoreError::NotFound),
+        n => Ok(n),
+    }
+}
+
+impl RedisStore {
+    /// Every room named in the set at `index`, sorted by name.
+    async fn rooms_in(&self, index: String) -> StoreResult<Vec<Room>> {
+        let flat = strings(
+            self.run(
+                &scripts::ROOMS_IN_SET,
+                vec![index],
+                vec![self.keys.prefix().to_owned()],
+            )
+            .await?,
+        )?;
+        let mut rooms = flat
+            .chunks_exact(5)
+            .map(|row| {
+                let name = RoomName::parse(&row[0]).map_err(corrupt)?;
+                room_from(name, &row[1], &row[2], &row[3], &row[4])
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        rooms.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(rooms)
+    }
+
+    /// Adds (`add`) or removes a user in a room-side set and its mirror.
+    async fn room_user_set(
+        &self,
+        room: &RoomName,
+        user: &Username,
+        room_side: String,
+        user_side: String,
+        add: bool,
+    ) -> StoreResult<bool> {
+        let reply = self
+            .run(
+                &scripts::ROOM_USER_SET,
+                vec![self.keys.room(room), room_side, user_side],
+                vec![
+                    user.as_str().to_owned(),
+                    room.as_str().to_owned(),
+                    if add { "add" } else { "rem" }.to_owned(),
+                ],
+            )
+            .await?;
+        Ok(found(&reply)? == 1)
+    }
+}
+
+#[async_trait]
+impl RoomRepository for RedisStore {
+    async fn create_room(&self, new: NewRoom) -> StoreResult<Room> {
+        let room = new.room;
+        let mut args = vec![
+            self.keys.prefix().to_owned(),
+            room.name.as_str().to_owned(),
+            room.description.as_str().to_owned(),
+            room.visibility.as_str().to_owned(),
+            room.created_by.as_str().to_owned(),
+            room.created_at.as_millis().to_string(),
+            if room.is_direct() { "1" } else { "0" }.to_owned(),
+        ];
+        args.extend(new.members.iter().map(|m| m.as_str().to_owned()));
+        let created = self
+            .run(
+                &scripts::CREATE_ROOM,
+                vec![self.keys.room(&room.name), self.keys.rooms()],
+                args,
+            )
+            .await?;
+        if integer(&created)? == 0 {
+            return Err(StoreError::Conflict);
+        }
+        Ok(room)
+    }
+
+    async fn room(&self, name: &RoomName) -> StoreResult<Option<Room>> {
+        let (desc, vis, by, at): (
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        ) = self
+            .client
+            .hmget(self.keys.room(name), vec!["desc", "vis", "by", "at"])
+            .await
+            .map_err(from_fred)?;
+        let Some(at) = at else {
+            return Ok(None);
+        };
+        room_from(
+            name.clone(),
+            desc.as_deref().unwrap_or(""),
+            vis.as_deref().unwrap_or(""),
+            by.as_deref().unwrap_or(""),
+            &at,
+        )
+        .map(Some)
+    }
+
+    async fn rooms(&self) -> StoreResult<Vec<Room>> {
+        self.rooms_in(self.keys.rooms()).await
+    }
+
+    async fn rooms_of(&self, user: &Username) -> StoreResult<Vec<Room>> {
+        self.rooms_in(self.keys.user_rooms(user)).await
+    }
+
+    async fn add_member(&self, room: &RoomName, user: &Username) -> StoreResult<bool> {
+        let (room_side, user_side) = (self.keys.room_members(room), self.keys.user_rooms(user));
+        self.room_user_set(room, user, room_side, user_side, true)
+            .await
+    }
+
+    async fn remove_member(&self, room: &RoomName, user: &Username) -> StoreResult<bool> {
+        let (room_side, user_side) = (self.keys.room_members(room), self.keys.user_rooms(user));
+        self.room_user_set(room, user, room_side, user_side, false)
+            .await
+    }
+
+    async fn members(&self, room: &RoomName) -> StoreResult<Vec<Username>> {
+        let reply = self
+            .run(
+                &scripts::ROOM_MEMBERS,
+                vec![self.keys.room(room), self.keys.room_members(room)],
+                Vec::new(),
+            )
+            .await?;
+        if reply.as_i64() == Some(-1) {
+            return Err(StoreError::NotFound);
+        }
+        let mut members = strings(reply)?
+            .iter()
+            .map(|m| Username::parse(m).map_err(corrupt))
+            .collect::<StoreResult<Vec<_>>>()?;
+        members.sort();
+        Ok(members)
+    }
+
+    async fn member_count(&self, room: &RoomName) -> StoreResult<u64> {
+        self.client
+            .scard(self.keys.room_members(room))
+            .await
+            .map_err(from_fred)
+    }
+
+    async fn is_member(&self, room: &RoomName, user: &Username) -> StoreResult<bool> {
+        self.client
+            .sismember(self.keys.room_members(room), user.as_str())
+            .await
+            .map_err(from_fred)
+    }
+
+    async fn set_banned(&self, room: &RoomName, user: &Username, banned: bool) -> StoreResult<()> {
+        let (room_side, user_side) = (self.keys.room_banned(room), self.keys.user_banned(user));
+        self.room_user_set(room, user, room_side, user_side, banned)
+            .await
+            .map(drop)
+    }
+
+    async fn is_banned(&self, room: &RoomName, user: &Username) -> StoreResult<bool> {
+        self.client
+            .sismember(self.keys.room_banned(room), user.as_str())
+            .await
+            .map_err(from_fred)
+    }
+
+    async fn set_mute(
+        &self,
+        room: &RoomName,
+        user: &Username,
+        mute: Option<Mute>,
+    ) -> StoreResult<()> {
+        let stored = match mute {
+            None => String::new(),
+            Some(Mute { until: None }) => FOREVER.to_owned(),
+            Some(Mute { until: Some(t) }) => t.as_millis().to_string(),
+        };
+        let reply = self
+            .run(
+                &scripts::SET_MUTE,
+                vec![
+                    self.keys.room(room),
+                    self.keys.room_mutes(room),
+                    self.keys.user_muted(user),
+                ],
+                vec![user.as_str().to_owned(), room.as_str().to_owned(), stored],
+            )
+            .await?;
+        found(&reply).map(drop)
+    }
+
+    async fn mute(
+        &self,
+        room: &RoomName,
+        user: &Username,
+        now: Timestamp,
+    ) -> StoreResult<Option<Mute>> {
+        let raw: Option<String> = self
+            .client
+            .hget(self.keys.room_mutes(room), user.as_str())
+            .await
+            .map_err(from_fred)?;
+        let Some(raw) = raw else {
+            return Ok(None);
+        };
+        let mute = parse_mute(&raw)?;
+        Ok(mute.active_at(now).then_some(mute))
+    }
+
+    async fn mutes(&self, room: &RoomName, now: Timestamp) -> StoreResult<Vec<(Username, Mute)>> {
+        let all: Vec<(String, String)> = self
+            .client
+            .hgetall::<std::collections::HashMap<String, String>, _>(self.keys.room_mutes(room))
+            .await
+            .map_err(from_fred)?
+            .into_iter()
+            .collect();
+        let mut active = Vec::new();
+        for (user, raw) in all {
+            let mute = parse_mute(&raw)?;
+            if mute.active_at(now) {
+                active.push((Username::parse(&user).map_err(corrupt)?, mute));
+            }
+        }
+        active.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(active)
+    }
+}
