@@ -129,6 +129,49 @@ async fn rejoining_with_since_gets_exactly_what_was_missed() {
 }
 
 #[tokio::test]
+async fn a_resume_beyond_the_join_limit_streams_the_rest_before_live_messages() {
+    let app = spawn_app().await;
+    app.creator("alice").await;
+    app.user("bob", &[]).await;
+    let bob = app.login("bob").await;
+    let room = app.room("alice", "r").await;
+    let actor = app.actor("alice").await;
+    let say = |text: String| {
+        let (app, room, actor) = (&app, &room, &actor);
+        async move {
+            let text = MessageText::parse(&text).unwrap();
+            app.services
+                .chat
+                .send(actor, room, text, None)
+                .await
+                .unwrap();
+        }
+    };
+    for i in 0..1100 {
+        say(format!("m{i}")).await;
+    }
+
+    let mut b = app.ws(Some(&bob)).await;
+    let joined = b.join("r", Some(0)).await;
+    let first: Vec<u64> = joined["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(first, (1..=1000).collect::<Vec<_>>());
+    assert_eq!(joined["more"], true);
+
+    // A live message beyond the hole: the connection first sends 1001..=1100.
+    say("live".to_owned()).await;
+    for want in 1001..=1101 {
+        let m = b.recv_type("message").await;
+        assert_eq!(m["seq"].as_u64(), Some(want));
+    }
+    b.expect_silence(Duration::from_millis(200)).await;
+}
+
+#[tokio::test]
 async fn a_retried_cid_gets_the_first_ack_and_no_second_message() {
     let app = spawn_app().await;
     let alice = app.creator("alice").await;

@@ -289,6 +289,30 @@ impl Chat {
         ))
     }
 
+    /// Subscribes to a room's events from now on: it subscribes to the bus
+    /// first and then reads the room's newest seq, so a message stored in
+    /// between arrives both on the bus and above the starting point, and is
+    /// delivered at once (the reverse order would leave it to the feed's
+    /// periodic check).
+    ///
+    /// # Errors
+    /// `NotFound` for missing or invisible rooms; store failures.
+    pub async fn subscribe_live(
+        &self,
+        actor: &Actor,
+        room: &RoomName,
+    ) -> Result<RoomFeed, RoomError> {
+        visible_room(&self.rooms, actor, room).await?;
+        let stream = self.events.subscribe(room).await?;
+        let after = self.log.last_seq(room).await?;
+        Ok(RoomFeed::new(
+            room.clone(),
+            Arc::clone(&self.log),
+            stream,
+            after,
+        ))
+    }
+
     /// The highest seq of a room the caller may see.
     ///
     /// # Errors

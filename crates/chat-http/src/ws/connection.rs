@@ -683,6 +683,42 @@ impl Connection {
         Ok(())
     }
 
+    /// Sends, from the log, the messages after `after` and before `upto`.
+    ///
+    /// The relay itself is gap-free, so a hole here only follows a `joined`
+    /// snapshot that stopped at its limit (`more: true`): filling it keeps
+    /// this connection's stream complete and in order.
+    async fn catch_up(&mut self, room: &RoomName, mut after: Seq, upto: Seq) -> Flow {
+        while after.next() < upto {
+            let page = match self
+                .state
+                .chat
+                .resume(&self.actor, room, after, RESUME_LIMIT)
+                .await
+            {
+                Ok(r) => r.page,
+                Err(e) => return self.domain_error(&e, None, Some(room)).await,
+            };
+            let before = after;
+            for m in page
+                .messages
+                .iter()
+                .filter(|m| m.seq > before && m.seq < upto)
+            {
+                self.push(message_frame(m)).await?;
+                after = m.seq;
+            }
+            if let Some(state) = self.rooms.get_mut(room) {
+                state.last_sent = state.last_sent.max(after);
+            }
+            // No progress means retention removed the rest: nothing left to send.
+            if after == before || !page.more {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     async fn on_room(&mut self, room: RoomName, item: RoomItem) -> Flow {
         let event = match item {
             RoomItem::Event(event) => event,
@@ -696,13 +732,21 @@ impl Connection {
         let me = self.actor.user().map(|u| &u.name);
         match &event.about {
             About::Message(seq) => {
-                let Some(state) = self.rooms.get_mut(&room) else {
+                let Some(last) = self.rooms.get(&room).map(|s| s.last_sent) else {
                     return Ok(());
                 };
-                if *seq <= state.last_sent {
+                if *seq <= last {
                     return Ok(());
                 }
-                state.last_sent = *seq;
+                if *seq > last.next() {
+                    self.catch_up(&room, last, *seq).await?;
+                }
+                if let Some(state) = self.rooms.get_mut(&room) {
+                    if *seq <= state.last_sent {
+                        return Ok(());
+                    }
+                    state.last_sent = *seq;
+                }
                 self.push(event.text.clone()).await
             }
             About::Typing(user) if Some(user) == me => Ok(()),

@@ -196,14 +196,11 @@ async fn relay(
     tx: broadcast::Sender<Shared>,
     ready: watch::Sender<RelayState>,
 ) {
-    // Read where the room stands *before* subscribing: anything stored in
-    // between reaches the feed as a gap, which it fills from the log. The
-    // reverse order could start after a message no snapshot contains.
-    let start = async {
-        let after = chat.last_seq(&Actor::System, &room).await?;
-        chat.subscribe(&Actor::System, &room, after).await
-    };
-    let mut feed = match start.await {
+    // `subscribe_live` subscribes to the bus before reading where the room
+    // stands, so nothing stored meanwhile waits for the feed's periodic check.
+    // Connections read their snapshot only after this relay is running, so
+    // their snapshot reaches at least the relay's starting seq: no gap.
+    let mut feed = match chat.subscribe_live(&Actor::System, &room).await {
         Ok(feed) => feed,
         Err(e) => {
             warn!(error = %e, "room relay could not start");
