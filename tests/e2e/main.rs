@@ -7,8 +7,10 @@
 #![allow(clippy::unwrap_used)]
 
 mod access;
+mod authz;
 mod kill;
 mod messaging;
+mod moderation;
 mod robustness;
 mod scaleout;
 mod unicode;

@@ -1,6 +1,7 @@
 //! The admin JSON API of CONTRACT §3: users, their passwords and
-//! permissions, and permission names. Thin handlers over [`Accounts`], which
-//! makes every permission check itself.
+//! permissions, permission names and the audit trail; and `PUT
+//! /api/me/password`, where any user changes their own password. Thin
+//! handlers over [`Accounts`], which makes every permission check itself.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -11,8 +12,11 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
-use chat_domain::{Accounts, Actor, Password, PermissionName, User, Username, policy};
-use chat_http::error::ApiPath;
+use chat_domain::{
+    AUDIT_KEPT, Accounts, Actor, AuditEntry, Password, PermissionName, SessionId, User, Username,
+    policy,
+};
+use chat_http::error::{ApiPath, ApiQuery};
 use chat_http::{ApiError, ApiJson, AppState, Viewer};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -31,6 +35,8 @@ pub fn routes() -> Router<AppState> {
             "/api/admin/permissions",
             get(list_permissions).post(define_permission),
         )
+        .route("/api/admin/audit", get(audit))
+        .route("/api/me/password", put(change_own_password))
 }
 
 /// The caller, known to hold `admin`.
@@ -55,6 +61,30 @@ impl FromRequestParts<AppState> for AdminViewer {
             ));
         }
         Ok(Self(viewer.actor))
+    }
+}
+
+/// The caller, known to be logged in, with the session that proves it.
+///
+/// Like [`AdminViewer`], taken first so that a guest gets 401 whatever the
+/// body says.
+pub struct SignedIn {
+    /// Who is asking.
+    pub actor: Actor,
+    /// Their session (kept when they change their password).
+    pub session: Option<SessionId>,
+}
+
+impl FromRequestParts<AppState> for SignedIn {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let viewer = Viewer::from_request_parts(parts, state).await?;
+        viewer.require_user()?;
+        Ok(Self {
+            actor: viewer.actor,
+            session: viewer.session,
+        })
     }
 }
 
@@ -216,4 +246,76 @@ async fn define_permission(
         ApiJson(json!({ "permission": perm.as_str(), "name": perm.as_str() })),
     )
         .into_response())
+}
+
+/// One line of the audit trail as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct AuditEntryDto {
+    /// RFC 3339, UTC, with milliseconds.
+    pub at: String,
+    /// Who did it (a username, or `system` for the command line).
+    pub actor: String,
+    /// What was done, e.g. `user_created`, `muted`.
+    pub action: &'static str,
+    /// To whom or what.
+    pub target: String,
+    /// The particulars.
+    pub detail: String,
+}
+
+impl From<&AuditEntry> for AuditEntryDto {
+    fn from(e: &AuditEntry) -> Self {
+        Self {
+            at: e.at.to_rfc3339(),
+            actor: e.actor.clone(),
+            action: e.action.as_str(),
+            target: e.target.clone(),
+            detail: e.detail.clone(),
+        }
+    }
+}
+
+/// How many audit entries a `GET /api/admin/audit` without `limit` returns.
+const DEFAULT_AUDIT_LIMIT: usize = 100;
+
+/// `GET /api/admin/audit?limit=N`.
+#[derive(Debug, Deserialize)]
+struct AuditQuery {
+    limit: Option<usize>,
+}
+
+async fn audit(
+    AdminViewer(actor): AdminViewer,
+    State(accounts): State<Arc<Accounts>>,
+    ApiQuery(query): ApiQuery<AuditQuery>,
+) -> Result<Response, ApiError> {
+    let limit = match query.limit {
+        None => DEFAULT_AUDIT_LIMIT,
+        Some(0) => return Err(ApiError::invalid("limit must be at least 1")),
+        Some(n) => n.min(AUDIT_KEPT),
+    };
+    let entries = accounts.audit(&actor, limit).await?;
+    let entries: Vec<AuditEntryDto> = entries.iter().map(AuditEntryDto::from).collect();
+    Ok(ApiJson(json!({ "entries": entries })).into_response())
+}
+
+/// `PUT /api/me/password`.
+#[derive(Debug, Deserialize)]
+struct OwnPasswordBody {
+    old: String,
+    new: String,
+}
+
+/// Changes the caller's password given the current one: 204; the caller's
+/// other sessions end, this one stays. 403 for a wrong current password.
+async fn change_own_password(
+    me: SignedIn,
+    State(accounts): State<Arc<Accounts>>,
+    ApiJson(body): ApiJson<OwnPasswordBody>,
+) -> Result<StatusCode, ApiError> {
+    let new = Password::parse(&body.new)?;
+    accounts
+        .change_own_password(&me.actor, me.session.as_ref(), &body.old, new)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -1,6 +1,6 @@
 //! The admin HTML pages: the user list, a new-user form, one user's page
-//! (permissions, password reset, deletion with a confirmation step) and the
-//! permission list. Every form carries the CSRF token and is checked with
+//! (permissions, password reset, deletion with a confirmation step), the
+//! permission list and the audit trail. Every form carries the CSRF token and is checked with
 //! [`CsrfForm`]; every action goes through [`Accounts`], which refuses
 //! anyone but an admin.
 
@@ -13,7 +13,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse as _, Redirect, Response};
 use axum::routing::get;
 use chat_domain::{
-    AccountError, Accounts, Coded, ErrorCode, Password, PermissionName, User, Username,
+    AccountError, Accounts, AuditEntry, Coded, ErrorCode, Password, PermissionName, User, Username,
 };
 use chat_http::AppState;
 use chat_http::pages::text::encode_component;
@@ -45,6 +45,7 @@ pub fn routes() -> Router<AppState> {
             "/admin/permissions",
             get(permissions_page).post(define_permission),
         )
+        .route("/admin/audit", get(audit_page))
 }
 
 /// The admin pages' few extra styles, compiled in.
@@ -72,7 +73,7 @@ fn user_href(name: &str) -> String {
 }
 
 /// `2026-11-23 10:00 UTC` from a timestamp.
-fn short_date(rfc3339: &str) -> String {
+pub(crate) fn short_date(rfc3339: &str) -> String {
     let minutes = rfc3339.get(..16).unwrap_or(rfc3339);
     format!("{} UTC", minutes.replacen('T', " ", 1))
 }
@@ -80,7 +81,7 @@ fn short_date(rfc3339: &str) -> String {
 /// The answer to a refused admin action that is not a form mistake: guests
 /// are sent to log in (GET) or told to (POST), other users get a 403 page,
 /// unknown users a 404, store failures a 503/500 page.
-fn refusal(page: &PageContext, e: &AccountError, is_get: bool) -> Response {
+pub(crate) fn refusal(page: &PageContext, e: &AccountError, is_get: bool) -> Response {
     match e {
         AccountError::Unauthenticated if is_get => page.redirect(&page.login_href()),
         AccountError::Unauthenticated => page.error(
@@ -115,7 +116,7 @@ fn status_of(code: ErrorCode) -> StatusCode {
     chat_http::error::status_of(code)
 }
 
-fn capitalize(s: &str) -> String {
+pub(crate) fn capitalize(s: &str) -> String {
     let mut chars = s.chars();
     match chars.next() {
         Some(c) => {
@@ -684,5 +685,60 @@ async fn define_permission(
             .await
         }
         Err(e) => refusal(&page, &e, false),
+    }
+}
+
+// ------------------------------------------------------------------ audit
+
+/// How many of the newest entries the audit page shows.
+const AUDIT_PAGE_ROWS: usize = 500;
+
+/// One row of the audit page.
+struct AuditRow {
+    at: String,
+    at_short: String,
+    actor: String,
+    /// The actor's admin page, when the actor is a user.
+    actor_href: Option<String>,
+    action: &'static str,
+    target: String,
+    detail: String,
+}
+
+impl From<AuditEntry> for AuditRow {
+    fn from(e: AuditEntry) -> Self {
+        let at = e.at.to_rfc3339();
+        Self {
+            // Seconds matter in a trail: `2026-11-23 10:00:05 UTC`.
+            at_short: format!("{} UTC", at.get(..19).unwrap_or(&at).replacen('T', " ", 1)),
+            at,
+            actor_href: (e.actor != AuditEntry::SYSTEM).then(|| user_href(&e.actor)),
+            actor: e.actor,
+            action: e.action.as_str(),
+            target: e.target,
+            detail: e.detail,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/audit.html")]
+struct AuditPage<'a> {
+    page: &'a PageContext,
+    rows: Vec<AuditRow>,
+    limit: usize,
+}
+
+async fn audit_page(page: PageContext, State(accounts): State<Arc<Accounts>>) -> Response {
+    match accounts.audit(&page.actor, AUDIT_PAGE_ROWS).await {
+        Ok(entries) => page.render(
+            StatusCode::OK,
+            &AuditPage {
+                page: &page,
+                rows: entries.into_iter().map(AuditRow::from).collect(),
+                limit: AUDIT_PAGE_ROWS,
+            },
+        ),
+        Err(e) => refusal(&page, &e, true),
     }
 }

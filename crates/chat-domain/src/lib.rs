@@ -74,9 +74,9 @@ pub use bot::{CorpusBot, DEFAULT_BOT_NAME, parse_corpus};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use error::{AccountError, Coded, ErrorCode, LoginError, RoomError, SendError};
 pub use model::{
-    Appended, Delivery, Message, MessageKind, Mute, NewMessage, NewRoom, NewUser, Page,
-    PasswordHash, PresenceChange, Room, RoomEvent, RoomSummary, Session, SessionId, User,
-    UserEvent, Visibility,
+    Appended, AuditAction, AuditEntry, Delivery, Message, MessageKind, Mute, NewMessage, NewRoom,
+    NewUser, Page, PasswordHash, PresenceChange, Room, RoomEvent, RoomSummary, Session, SessionId,
+    User, UserEvent, Visibility,
 };
 pub use names::{
     ClientId, Description, InvalidInput, MessageText, PermissionName, RoomName, Seq, Username,
@@ -84,8 +84,9 @@ pub use names::{
 pub use password::{Password, PasswordHasher};
 pub use policy::{Actor, Standing};
 pub use ports::{
-    Bot, BotCorpus, ConnectionId, EventStream, HealthCheck, MessageLog, Presence, QaPair,
-    RoomEvents, RoomRepository, SessionStore, StoreError, StoreResult, UserRepository,
+    AUDIT_KEPT, AuditLog, Bot, BotCorpus, ConnectionId, EventStream, HealthCheck, MessageLog,
+    Presence, QaPair, RoomEvents, RoomRepository, SessionStore, StoreError, StoreResult,
+    UserRepository,
 };
 pub use ratelimit::{RateLimit, RateLimiter};
 pub use services::{
@@ -113,12 +114,14 @@ pub struct Ports {
     pub presence: Arc<dyn Presence>,
     /// The bot's corpus.
     pub corpus: Arc<dyn BotCorpus>,
+    /// The audit trail of admin and moderation actions.
+    pub audit: Arc<dyn AuditLog>,
     /// Time.
     pub clock: Arc<dyn Clock>,
 }
 
 impl Ports {
-    /// All ports from one store that implements them all (memory, SQLite+bus).
+    /// All ports from one store that implements them all (memory, Redis).
     pub fn single<S>(store: Arc<S>, clock: Arc<dyn Clock>) -> Self
     where
         S: UserRepository
@@ -127,7 +130,8 @@ impl Ports {
             + MessageLog
             + RoomEvents
             + Presence
-            + BotCorpus,
+            + BotCorpus
+            + AuditLog,
     {
         Self {
             users: store.clone(),
@@ -136,7 +140,8 @@ impl Ports {
             log: store.clone(),
             events: store.clone(),
             presence: store.clone(),
-            corpus: store,
+            corpus: store.clone(),
+            audit: store,
             clock,
         }
     }
@@ -216,11 +221,17 @@ impl Services {
                     p.users.clone(),
                     p.sessions.clone(),
                     p.events.clone(),
+                    p.audit.clone(),
                     p.clock.clone(),
                 )
                 .with_hasher(hasher),
             ),
-            rooms: Arc::new(Rooms::new(p.rooms.clone(), p.log.clone(), p.clock.clone())),
+            rooms: Arc::new(Rooms::new(
+                p.rooms.clone(),
+                p.log.clone(),
+                p.audit.clone(),
+                p.clock.clone(),
+            )),
             chat: Arc::new(Chat::new(
                 p.rooms.clone(),
                 p.users.clone(),
@@ -236,6 +247,7 @@ impl Services {
                 p.users.clone(),
                 p.log.clone(),
                 p.events.clone(),
+                p.audit.clone(),
                 p.clock.clone(),
             )),
             retention: Arc::new(Retention::new(p.log, p.clock, retention)),

@@ -338,3 +338,118 @@ pub enum Delivery<E> {
     /// connection to the bus). Ordered consumers fill the gap from the store.
     Lagged,
 }
+
+/// What an audited action was: every admin and moderation action has one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuditAction {
+    /// An account was made (by an admin, the CLI or the first start).
+    UserCreated,
+    /// An account was deleted.
+    UserDeleted,
+    /// An admin set another user's password.
+    PasswordReset,
+    /// A user changed their own password.
+    PasswordChanged,
+    /// A user's permission set was replaced (grants and revokes included).
+    PermissionsSet,
+    /// A new permission name was defined.
+    PermissionDefined,
+    /// A room was created.
+    RoomCreated,
+    /// A member was muted in a room.
+    Muted,
+    /// A mute was lifted.
+    Unmuted,
+    /// A member was kicked from a room.
+    Kicked,
+    /// A user was let back into a room, or added to a private one.
+    MemberAdded,
+}
+
+impl AuditAction {
+    /// Every action, in declaration order.
+    pub const ALL: [Self; 11] = [
+        Self::UserCreated,
+        Self::UserDeleted,
+        Self::PasswordReset,
+        Self::PasswordChanged,
+        Self::PermissionsSet,
+        Self::PermissionDefined,
+        Self::RoomCreated,
+        Self::Muted,
+        Self::Unmuted,
+        Self::Kicked,
+        Self::MemberAdded,
+    ];
+
+    /// The stable name, e.g. `"user_created"` (stored, and shown by the API).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::UserCreated => "user_created",
+            Self::UserDeleted => "user_deleted",
+            Self::PasswordReset => "password_reset",
+            Self::PasswordChanged => "password_changed",
+            Self::PermissionsSet => "permissions_set",
+            Self::PermissionDefined => "permission_defined",
+            Self::RoomCreated => "room_created",
+            Self::Muted => "muted",
+            Self::Unmuted => "unmuted",
+            Self::Kicked => "kicked",
+            Self::MemberAdded => "member_added",
+        }
+    }
+
+    /// Parses a name written by [`AuditAction::as_str`].
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == raw)
+    }
+}
+
+impl fmt::Display for AuditAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One line of the audit trail: who did what to whom, when.
+///
+/// Names are kept as plain text, not newtypes: the trail must still read
+/// back after the user or room it names is gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// When it happened (server time).
+    pub at: Timestamp,
+    /// Who did it: a username, or [`AuditEntry::SYSTEM`] for the command
+    /// line and the first start.
+    pub actor: String,
+    /// What was done.
+    pub action: AuditAction,
+    /// To whom or what: a username, a room name or a permission name.
+    pub target: String,
+    /// The particulars, for people (the room and duration of a mute, the
+    /// new permission set); may be empty.
+    pub detail: String,
+}
+
+impl AuditEntry {
+    /// The actor recorded for the trusted operator (`Actor::System`).
+    /// `system` is a reserved username, so no user can be confused with it.
+    pub const SYSTEM: &str = "system";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_audit_action_round_trips_through_its_name() {
+        for action in AuditAction::ALL {
+            assert_eq!(AuditAction::parse(action.as_str()), Some(action));
+        }
+        let names: std::collections::BTreeSet<_> =
+            AuditAction::ALL.iter().map(|a| a.as_str()).collect();
+        assert_eq!(names.len(), AuditAction::ALL.len(), "names are distinct");
+        assert_eq!(AuditAction::parse("Muted"), None);
+        assert_eq!(AuditAction::parse(""), None);
+    }
+}

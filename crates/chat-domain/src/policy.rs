@@ -167,7 +167,16 @@ mod tests {
         let direct = room("@alice+bob", Visibility::Private);
 
         // (label, actor, room, standing, see, join, moderate, manage)
-        type Row<'a> = (&'a str, &'a Actor, &'a Room, Standing, bool, bool, bool, bool);
+        type Row<'a> = (
+            &'a str,
+            &'a Actor,
+            &'a Room,
+            Standing,
+            bool,
+            bool,
+            bool,
+            bool,
+        );
         let table: Vec<Row<'_>> = vec![
             (
                 "guest/public",

@@ -14,8 +14,8 @@ use thiserror::Error;
 
 use crate::clock::Timestamp;
 use crate::model::{
-    Appended, Delivery, Mute, NewMessage, NewRoom, NewUser, PasswordHash, Room, RoomEvent, Session,
-    SessionId, User, UserEvent,
+    Appended, AuditEntry, Delivery, Mute, NewMessage, NewRoom, NewUser, PasswordHash, Room,
+    RoomEvent, Session, SessionId, User, UserEvent,
 };
 use crate::names::{PermissionName, RoomName, Seq, Username};
 
@@ -395,6 +395,33 @@ pub trait Presence: Send + Sync + 'static {
     /// # Errors
     /// Only store failures.
     async fn expire(&self, now: Timestamp) -> StoreResult<Vec<(RoomName, Username)>>;
+}
+
+/// How many of the newest audit entries every [`AuditLog`] keeps at least.
+pub const AUDIT_KEPT: usize = 10_000;
+
+/// The audit trail: every admin and moderation action, who did it to whom
+/// and when, for admins to read.
+#[async_trait]
+pub trait AuditLog: Send + Sync + 'static {
+    /// Appends an entry, exactly as given (text byte for byte, `at` to the
+    /// millisecond).
+    ///
+    /// An adapter MAY drop the oldest entries beyond [`AUDIT_KEPT`], never
+    /// newer ones.
+    ///
+    /// # Errors
+    /// `Unavailable` when the store cannot be reached; nothing is stored then.
+    async fn record(&self, entry: AuditEntry) -> StoreResult<()>;
+
+    /// Up to `limit` of the most recently recorded entries, newest first:
+    /// the reverse of the order in which `record` calls returned, whatever
+    /// their `at` (entries of one instant keep their order, and clocks of
+    /// different nodes may disagree). `limit` 0 reads nothing.
+    ///
+    /// # Errors
+    /// Only store failures.
+    async fn recent(&self, limit: usize) -> StoreResult<Vec<AuditEntry>>;
 }
 
 /// One question/answer pair of the bot's corpus.

@@ -3,7 +3,7 @@
 //!
 //! - [`MemoryBus`]: the event bus, a tokio broadcast channel per topic.
 //! - [`MemoryPresence`]: who is online, with expiring connections.
-//! - [`MemoryStore`]: users, sessions, rooms, history and the bot corpus,
+//! - [`MemoryStore`]: users, sessions, rooms, history, the bot corpus and the audit trail,
 //!   plus the bus and presence, so `Ports::single` can wire everything from one value.
 //!
 //! Everything lives in this process and is lost when it exits; run several

@@ -1,16 +1,18 @@
-//! `MemoryStore`: users, sessions, rooms, history and the bot corpus in one
-//! lock-protected state, plus the in-process bus and presence.
+//! `MemoryStore`: users, sessions, rooms, history, the bot corpus and the
+//! audit trail in one lock-protected state, plus the in-process bus and
+//! presence.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use chat_domain::{
-    Appended, BotCorpus, ClientId, ConnectionId, EventStream, HealthCheck, Message, MessageLog,
-    Mute, NewMessage, NewRoom, NewUser, Page, PasswordHash, PermissionName, Presence, QaPair, Room,
-    RoomEvent, RoomEvents, RoomName, RoomRepository, Seq, Session, SessionId, SessionStore,
-    StoreError, StoreResult, Timestamp, User, UserEvent, UserRepository, Username,
+    AUDIT_KEPT, Appended, AuditEntry, AuditLog, BotCorpus, ClientId, ConnectionId, EventStream,
+    HealthCheck, Message, MessageLog, Mute, NewMessage, NewRoom, NewUser, Page, PasswordHash,
+    PermissionName, Presence, QaPair, Room, RoomEvent, RoomEvents, RoomName, RoomRepository, Seq,
+    Session, SessionId, SessionStore, StoreError, StoreResult, Timestamp, User, UserEvent,
+    UserRepository, Username,
 };
 
 use crate::bus::MemoryBus;
@@ -57,6 +59,9 @@ struct State {
     rooms: BTreeMap<RoomName, RoomRow>,
     corpus: Vec<QaPair>,
     corpus_seen: HashSet<(String, String)>,
+    /// Oldest first; capped at `AUDIT_KEPT` so a long-lived process does
+    /// not grow without bound.
+    audit: VecDeque<AuditEntry>,
 }
 
 impl State {
@@ -492,6 +497,29 @@ impl BotCorpus for MemoryStore {
 
     async fn pairs(&self) -> StoreResult<Vec<QaPair>> {
         Ok(self.state().corpus.clone())
+    }
+}
+
+#[async_trait]
+impl AuditLog for MemoryStore {
+    async fn record(&self, entry: AuditEntry) -> StoreResult<()> {
+        let mut state = self.state();
+        if state.audit.len() == AUDIT_KEPT {
+            state.audit.pop_front();
+        }
+        state.audit.push_back(entry);
+        Ok(())
+    }
+
+    async fn recent(&self, limit: usize) -> StoreResult<Vec<AuditEntry>> {
+        Ok(self
+            .state()
+            .audit
+            .iter()
+            .rev()
+            .take(limit)
+            .cloned()
+            .collect())
     }
 }
 

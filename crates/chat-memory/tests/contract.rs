@@ -17,6 +17,7 @@ async fn fresh_presence() -> Arc<MemoryPresence> {
 }
 
 chat_testkit::storage_tests!(fresh_store);
+chat_testkit::audit_log_tests!(fresh_store);
 chat_testkit::room_events_tests!(fresh_bus);
 chat_testkit::presence_tests!(fresh_presence);
 

@@ -807,3 +807,310 @@ async fn a_successful_login_clears_earlier_failures() {
         "the count restarted"
     );
 }
+
+/// The audit trail as `(actor, action, target, detail)`, oldest first.
+async fn trail(app: &App, admin: &Actor) -> Vec<(String, &'static str, String, String)> {
+    let mut entries = app.services.accounts.audit(admin, 1000).await.unwrap();
+    entries.reverse();
+    entries
+        .into_iter()
+        .map(|e| (e.actor, e.action.as_str(), e.target, e.detail))
+        .collect()
+}
+
+#[tokio::test]
+async fn every_admin_and_moderation_action_is_audited_with_who_what_whom_and_when() {
+    let app = app();
+    let root = app.user("root", &[PermissionName::admin()]).await;
+    let alice = app.creator("小明").await;
+    let bob = app.user("bob", &[]).await;
+    let bob_name = bob.user().unwrap().name.clone();
+    let accounts = &app.services.accounts;
+    let moderation = &app.services.moderation;
+
+    let lobby = app.room(&alice, "闲聊-1", Visibility::Public).await;
+    let secret = app.room(&alice, "secret", Visibility::Private).await;
+    app.clock.advance(Duration::from_secs(10));
+    moderation
+        .mute(&alice, &lobby, &bob_name, Some(Duration::from_secs(300)))
+        .await
+        .unwrap();
+    moderation.unmute(&alice, &lobby, &bob_name).await.unwrap();
+    moderation
+        .mute(&alice, &lobby, &bob_name, None)
+        .await
+        .unwrap();
+    moderation.kick(&alice, &lobby, &bob_name).await.unwrap();
+    moderation.allow(&alice, &lobby, &bob_name).await.unwrap();
+    moderation.allow(&alice, &secret, &bob_name).await.unwrap();
+    let helper = PermissionName::parse("helper").unwrap();
+    accounts.define_permission(&root, &helper).await.unwrap();
+    accounts
+        .set_permissions(&root, &bob_name, [helper.clone()].into())
+        .await
+        .unwrap();
+    accounts
+        .set_password(&root, &bob_name, Password::parse("new password").unwrap())
+        .await
+        .unwrap();
+    accounts
+        .change_own_password(&alice, None, PASSWORD, Password::parse("mine now").unwrap())
+        .await
+        .unwrap();
+    accounts.delete_user(&root, &bob_name).await.unwrap();
+
+    let s = |x: &str| x.to_owned();
+    assert_eq!(
+        trail(&app, &root).await,
+        vec![
+            (
+                s("system"),
+                "user_created",
+                s("root"),
+                s("permissions: admin")
+            ),
+            (
+                s("system"),
+                "user_created",
+                s("小明"),
+                s("permissions: create_room")
+            ),
+            (
+                s("system"),
+                "user_created",
+                s("bob"),
+                s("permissions: none")
+            ),
+            (s("小明"), "room_created", s("闲聊-1"), s("public")),
+            (s("小明"), "room_created", s("secret"), s("private")),
+            (s("小明"), "muted", s("bob"), s("in 闲聊-1, for 5 min")),
+            (s("小明"), "unmuted", s("bob"), s("in 闲聊-1")),
+            (s("小明"), "muted", s("bob"), s("in 闲聊-1, until lifted")),
+            (s("小明"), "kicked", s("bob"), s("from 闲聊-1")),
+            (
+                s("小明"),
+                "member_added",
+                s("bob"),
+                s("let back into 闲聊-1")
+            ),
+            (s("小明"), "member_added", s("bob"), s("added to secret")),
+            (s("root"), "permission_defined", s("helper"), s("")),
+            (s("root"), "permissions_set", s("bob"), s("none → helper")),
+            (
+                s("root"),
+                "password_reset",
+                s("bob"),
+                s("their sessions ended")
+            ),
+            (
+                s("小明"),
+                "password_changed",
+                s("小明"),
+                s("0 other session(s) ended")
+            ),
+            (
+                s("root"),
+                "user_deleted",
+                s("bob"),
+                s("their sessions ended")
+            ),
+        ]
+    );
+    // When: the server clock at the time of each action, newest first.
+    let newest = accounts.audit(&root, 1000).await.unwrap();
+    assert_eq!(newest[0].at, T0.plus(Duration::from_secs(10)));
+    assert_eq!(newest.last().unwrap().at, T0);
+    assert_eq!(accounts.audit(&root, 2).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn refused_actions_leave_no_trace_and_only_admins_read_the_trail() {
+    let app = app();
+    let root = app.user("root", &[PermissionName::admin()]).await;
+    let alice = app.creator("alice").await;
+    let bob = app.user("bob", &[]).await;
+    let lobby = app.room(&alice, "lobby", Visibility::Public).await;
+    let before = trail(&app, &root).await;
+
+    let alice_name = alice.user().unwrap().name.clone();
+    assert!(
+        app.services
+            .moderation
+            .kick(&bob, &lobby, &alice_name)
+            .await
+            .is_err()
+    );
+    assert!(
+        app.services
+            .accounts
+            .delete_user(&bob, &alice_name)
+            .await
+            .is_err()
+    );
+    assert!(
+        app.services
+            .accounts
+            .change_own_password(&bob, None, "wrong", Password::parse("whatever").unwrap())
+            .await
+            .is_err()
+    );
+    assert_eq!(trail(&app, &root).await, before);
+
+    for who in [&Actor::Guest, &bob, &alice] {
+        let err = app.services.accounts.audit(who, 10).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                AccountError::Forbidden(_) | AccountError::Unauthenticated
+            ),
+            "{who:?}: {err:?}"
+        );
+    }
+    assert!(matches!(
+        app.services.accounts.audit(&Actor::Guest, 10).await,
+        Err(AccountError::Unauthenticated)
+    ));
+}
+
+#[tokio::test]
+async fn changing_my_password_needs_the_old_one_and_ends_my_other_sessions() {
+    let app = app();
+    let alice = app.user("alice", &[]).await;
+    let accounts = &app.services.accounts;
+    let (_, here) = accounts.login("alice", PASSWORD).await.unwrap();
+    let (_, elsewhere) = accounts.login("alice", PASSWORD).await.unwrap();
+
+    let wrong = accounts
+        .change_own_password(
+            &alice,
+            Some(&here.id),
+            "not it",
+            Password::parse("new secret").unwrap(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(wrong, AccountError::WrongPassword), "{wrong:?}");
+    assert_eq!(wrong.code(), ErrorCode::Forbidden);
+    assert!(accounts.login("alice", PASSWORD).await.is_ok());
+
+    accounts
+        .change_own_password(
+            &alice,
+            Some(&here.id),
+            PASSWORD,
+            Password::parse("new secret").unwrap(),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        accounts.actor(Some(&here.id)).await.unwrap(),
+        Actor::User(_)
+    ));
+    assert_eq!(
+        accounts.actor(Some(&elsewhere.id)).await.unwrap(),
+        Actor::Guest
+    );
+    assert!(matches!(
+        accounts.login("alice", PASSWORD).await,
+        Err(LoginError::InvalidCredentials)
+    ));
+    assert!(accounts.login("alice", "new secret").await.is_ok());
+    assert!(matches!(
+        accounts
+            .change_own_password(
+                &Actor::Guest,
+                None,
+                PASSWORD,
+                Password::parse("x-secret").unwrap()
+            )
+            .await,
+        Err(AccountError::Unauthenticated)
+    ));
+}
+
+/// An audit store that is down: every write and read fails as unavailable.
+struct DownAuditLog;
+
+#[async_trait::async_trait]
+impl chat_domain::AuditLog for DownAuditLog {
+    async fn record(&self, _: chat_domain::AuditEntry) -> chat_domain::StoreResult<()> {
+        Err(chat_domain::StoreError::unavailable("audit store down"))
+    }
+    async fn recent(&self, _: usize) -> chat_domain::StoreResult<Vec<chat_domain::AuditEntry>> {
+        Err(chat_domain::StoreError::unavailable("audit store down"))
+    }
+}
+
+#[tokio::test]
+async fn an_audit_outage_neither_refuses_nor_undoes_the_action() {
+    let store = Arc::new(MemoryStore::new());
+    let clock = Arc::new(ManualClock::new(T0));
+    let mut ports = Ports::single(Arc::clone(&store), clock);
+    ports.audit = Arc::new(DownAuditLog);
+    let services = Services::with_bot(
+        &ports,
+        None,
+        None,
+        PasswordHasher::with_params(1024, 1, 1),
+        Arc::new(CorpusBot::new("bot", "?", Arc::clone(&ports.corpus))),
+    );
+    let root = Actor::User(
+        services
+            .accounts
+            .create_user(
+                &Actor::System,
+                name("root"),
+                Password::parse(PASSWORD).unwrap(),
+                [PermissionName::admin()].into(),
+            )
+            .await
+            .unwrap(),
+    );
+    services
+        .accounts
+        .create_user(
+            &root,
+            name("alice"),
+            Password::parse(PASSWORD).unwrap(),
+            [].into(),
+        )
+        .await
+        .unwrap();
+    let lobby = room_name("lobby");
+    services
+        .rooms
+        .create(
+            &root,
+            lobby.clone(),
+            Description::empty(),
+            Visibility::Public,
+        )
+        .await
+        .unwrap();
+    services
+        .moderation
+        .mute(&root, &lobby, &name("alice"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        services
+            .moderation
+            .mutes(&root, &lobby)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    services
+        .accounts
+        .delete_user(&root, &name("alice"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        services.accounts.user(&root, &name("alice")).await,
+        Err(AccountError::NotFound)
+    ));
+    // Reading the trail is what fails, and says so.
+    let err = services.accounts.audit(&root, 10).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Unavailable);
+}

@@ -9,8 +9,8 @@
 use std::sync::Arc;
 
 use chat_domain::{
-    ClientId, Message, MessageKind, MessageText, Mute, PresenceChange, RoomEvent, RoomName, Seq,
-    StoreError, StoreResult, Timestamp, UserEvent, Username,
+    AuditAction, AuditEntry, ClientId, Message, MessageKind, MessageText, Mute, PresenceChange,
+    RoomEvent, RoomName, Seq, StoreError, StoreResult, Timestamp, UserEvent, Username,
 };
 use serde::{Deserialize, Serialize};
 
@@ -197,6 +197,39 @@ pub(crate) fn decode_user_event(json: &[u8]) -> StoreResult<Arc<UserEvent>> {
     }))
 }
 
+/// An audit entry as stored in the `audit` list.
+#[derive(Debug, Serialize, Deserialize)]
+struct AuditBody {
+    at: i64,
+    actor: String,
+    action: String,
+    target: String,
+    detail: String,
+}
+
+pub(crate) fn encode_audit(entry: &AuditEntry) -> StoreResult<String> {
+    serde_json::to_string(&AuditBody {
+        at: entry.at.as_millis(),
+        actor: entry.actor.clone(),
+        action: entry.action.as_str().to_owned(),
+        target: entry.target.clone(),
+        detail: entry.detail.clone(),
+    })
+    .map_err(StoreError::unexpected)
+}
+
+pub(crate) fn decode_audit(json: &str) -> StoreResult<AuditEntry> {
+    let body: AuditBody = serde_json::from_str(json).map_err(corrupt)?;
+    Ok(AuditEntry {
+        at: Timestamp::from_millis(body.at),
+        action: AuditAction::parse(&body.action)
+            .ok_or_else(|| corrupt(format!("audit action {:?}", body.action)))?,
+        actor: body.actor,
+        target: body.target,
+        detail: body.detail,
+    })
+}
+
 /// A record that does not parse: a bug, or someone else's data under our prefix.
 pub(crate) fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::unexpected(format!("corrupt record in Redis: {e}"))
@@ -261,6 +294,25 @@ mod tests {
             let json = encode_user_event(&event).unwrap();
             assert_eq!(*decode_user_event(json.as_bytes()).unwrap(), event);
         }
+    }
+
+    #[test]
+    fn an_audit_entry_survives_storage() {
+        for action in AuditAction::ALL {
+            let entry = AuditEntry {
+                at: Timestamp::from_millis(1_795_428_000_123),
+                actor: "小明".to_owned(),
+                action,
+                target: "闲聊-1".to_owned(),
+                detail: "in 闲聊-1, \"for\" | 5 min\n".to_owned(),
+            };
+            let json = encode_audit(&entry).unwrap();
+            assert_eq!(decode_audit(&json).unwrap(), entry);
+        }
+        assert!(
+            decode_audit(r#"{"at":1,"actor":"a","action":"nope","target":"b","detail":""}"#)
+                .is_err()
+        );
     }
 
     #[test]

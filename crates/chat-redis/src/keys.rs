@@ -29,6 +29,7 @@
 //! | `pres:{room}:{user}` | sorted set | connection id scored by its expiry |
 //! | `presence:due` | sorted set | `{room}\|{user}` scored by when they go offline |
 //! | `corpus` / `corpus:set` | list / set | the bot's pairs in order / for dedup |
+//! | `audit` | list | audit entries as JSON, newest at the head, capped at `AUDIT_KEPT` |
 //! | channel `ev:r:{room}` / `ev:u:{user}` | pub/sub | room and user events |
 
 use chat_domain::{RoomName, SessionId, Username};
@@ -120,6 +121,9 @@ impl Keys {
     }
     pub(crate) fn corpus_set(&self) -> String {
         self.key(format_args!("corpus:set"))
+    }
+    pub(crate) fn audit(&self) -> String {
+        self.key(format_args!("audit"))
     }
     pub(crate) fn room_channel(&self, room: &RoomName) -> String {
         self.key(format_args!("ev:r:{room}"))

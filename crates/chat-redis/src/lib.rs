@@ -105,7 +105,8 @@ impl Default for RedisConfig {
 }
 
 /// Every hihichat port on one Redis: users, sessions, rooms, the message
-/// log, the event bus, presence, the bot's corpus and a health check.
+/// log, the event bus, presence, the bot's corpus, the audit trail and a
+/// health check.
 pub struct RedisStore {
     client: Client,
     keys: Keys,

@@ -369,8 +369,19 @@ return n
 "#,
 };
 
+/// Records an audit entry, keeping only the newest. KEYS: audit list.
+/// ARGV: encoded entry, how many to keep. Returns the list's length.
+pub(crate) const RECORD_AUDIT: Script = Script {
+    name: "record_audit",
+    lua: r#"
+redis.call('LPUSH', KEYS[1], ARGV[1])
+redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[2]) - 1)
+return redis.call('LLEN', KEYS[1])
+"#,
+};
+
 /// Every script, loaded at connect.
-pub(crate) const ALL: [&Script; 20] = [
+pub(crate) const ALL: [&Script; 21] = [
     &CREATE_USER,
     &ALL_USERS,
     &SET_USER_FIELD,
@@ -391,4 +402,5 @@ pub(crate) const ALL: [&Script; 20] = [
     &PRESENCE_REMOVE,
     &PRESENCE_EXPIRE,
     &ADD_PAIRS,
+    &RECORD_AUDIT,
 ];

@@ -36,5 +36,6 @@ async fn fresh() -> Arc<RedisStore> {
 }
 
 chat_testkit::storage_tests!(fresh);
+chat_testkit::audit_log_tests!(fresh);
 chat_testkit::room_events_tests!(fresh);
 chat_testkit::presence_tests!(fresh);

@@ -348,3 +348,27 @@ async fn acked_messages_survive_a_redis_crash_and_the_store_reconnects() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_trail_keeps_the_newest_entries_up_to_its_cap_across_nodes() {
+    use chat_domain::{AUDIT_KEPT, AuditAction, AuditLog};
+    use chat_testkit::audit_log::entry;
+    use chat_testkit::fixtures::at;
+
+    let prefix = fresh_prefix();
+    let (a, b) = (
+        node(&SERVER.url(), config(&prefix)).await,
+        node(&SERVER.url(), config(&prefix)).await,
+    );
+    let total = AUDIT_KEPT as u64 + 5;
+    for i in 0..total {
+        let e = entry(at(i), "admin", AuditAction::Kicked, &format!("u{i}"), "");
+        let store = if i % 2 == 0 { &a } else { &b };
+        store.record(e).await.unwrap();
+    }
+    let kept = b.recent(AUDIT_KEPT + 100).await.unwrap();
+    assert_eq!(kept.len(), AUDIT_KEPT);
+    assert_eq!(kept[0].target, format!("u{}", total - 1));
+    assert_eq!(kept[AUDIT_KEPT - 1].target, "u5", "the five oldest went");
+    assert_eq!(a.recent(3).await.unwrap(), kept[..3].to_vec());
+}

@@ -89,7 +89,8 @@ pub async fn wire(settings: &Settings) -> anyhow::Result<Wired> {
             log: sqlite.clone(),
             events: Arc::new(chat_memory::MemoryBus::new()),
             presence: Arc::new(chat_memory::MemoryPresence::new()),
-            corpus: sqlite,
+            corpus: sqlite.clone(),
+            audit: sqlite,
             clock,
         },
         (Some(url), sqlite) => {
@@ -97,6 +98,7 @@ pub async fn wire(settings: &Settings) -> anyhow::Result<Wired> {
             health.push(redis.clone());
             redis_store = Some(redis.clone());
             match sqlite {
+                // The audit trail lives with the accounts it is mostly about.
                 Some(sqlite) => Ports {
                     users: sqlite.clone(),
                     sessions: redis.clone(),
@@ -104,7 +106,8 @@ pub async fn wire(settings: &Settings) -> anyhow::Result<Wired> {
                     log: redis.clone(),
                     events: redis.clone(),
                     presence: redis,
-                    corpus: sqlite,
+                    corpus: sqlite.clone(),
+                    audit: sqlite,
                     clock,
                 },
                 None => Ports::single(redis, clock),

@@ -328,6 +328,36 @@ async fn the_user_commands_work_on_the_database_the_server_uses() {
         .unwrap();
     assert_eq!(me["user"]["guest"], true, "alice's session ended with her");
 
+    // The commands' actions are in the audit trail the server shows, by `system`.
+    let admin = login(&base, "admin", "admin-password").await.unwrap();
+    let trail: serde_json::Value = admin
+        .get(format!("{base}/api/admin/audit"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let lines: Vec<String> = trail["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| format!("{} {} {}", e["actor"], e["action"], e["target"]).replace('"', ""))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "system user_deleted alice",
+            "system user_created 小明",
+            "system password_reset alice",
+            "system permissions_set alice",
+            "system permissions_set alice",
+            "system user_created alice",
+            "system user_created admin",
+        ],
+        "{trail}"
+    );
+
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
 }

@@ -115,6 +115,30 @@ async fn two_nodes_on_one_redis_share_accounts_rooms_and_history() {
         .collect();
     assert_eq!(texts, ["你好 from a"]);
 
+    // The audit trail is shared too: b shows what an admin did on a.
+    let on_b = common::login(&b.base, "admin", "admin-password")
+        .await
+        .unwrap();
+    let trail: Value = on_b
+        .get(format!("{}/api/admin/audit?limit=2", b.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let entries = trail["entries"].as_array().unwrap();
+    assert_eq!(
+        (&entries[0]["action"], &entries[0]["target"]),
+        (&json!("room_created"), &json!("闲聊-1")),
+        "{trail}"
+    );
+    assert_eq!(
+        (&entries[1]["action"], &entries[1]["target"]),
+        (&json!("user_created"), &json!("小明")),
+        "{trail}"
+    );
+
     a.stop().await;
     b.stop().await;
 }

@@ -17,6 +17,7 @@
 //! Tests create the users they mention before using them, so stores that
 //! enforce foreign keys pass too.
 
+pub mod audit_log;
 pub mod bot_corpus;
 pub mod fixtures;
 pub mod health_check;
@@ -162,6 +163,22 @@ macro_rules! bot_corpus_tests {
     };
 }
 
+/// The [`AuditLog`](chat_domain::AuditLog) contract, as a module
+/// `audit_log` of `#[test]`s. `S: AuditLog`; otherwise as
+/// [`user_repository_tests!`].
+#[macro_export]
+macro_rules! audit_log_tests {
+    ($factory:path) => {
+        $crate::__contract_suite!($factory, audit_log {
+            current an_empty_trail_reads_as_empty,
+            current entries_read_back_newest_first_up_to_the_limit,
+            current the_order_is_the_order_of_recording_not_of_timestamps,
+            current every_action_and_field_round_trips_exactly,
+            current a_longer_trail_is_kept_whole,
+        });
+    };
+}
+
 /// The [`RoomEvents`](chat_domain::RoomEvents) contract, as a module
 /// `room_events` of `#[test]`s. `S: RoomEvents`; otherwise as
 /// [`user_repository_tests!`]. The lag test publishes
@@ -210,7 +227,8 @@ macro_rules! health_check_tests {
 
 /// Every storage contract at once: users, sessions, rooms, the message log,
 /// the bot corpus and the health check (not the bus or presence, which some
-/// deployments keep elsewhere). `S` implements all six ports.
+/// deployments keep elsewhere). `S` implements all six ports. The audit
+/// trail has its own macro, [`audit_log_tests!`], invoked beside this one.
 #[macro_export]
 macro_rules! storage_tests {
     ($factory:path) => {

@@ -7,13 +7,16 @@ use std::time::Duration;
 use tokio::sync::OnceCell;
 use tracing::{info, instrument};
 
+use super::Auditor;
 use crate::clock::{Clock, Timestamp};
 use crate::error::{AccountError, LoginError};
-use crate::model::{NewUser, PasswordHash, Session, SessionId, User, UserEvent};
+use crate::model::{
+    AuditAction, AuditEntry, NewUser, PasswordHash, Session, SessionId, User, UserEvent,
+};
 use crate::names::{PermissionName, Username};
 use crate::password::{Password, PasswordHasher};
 use crate::policy::{self, Actor};
-use crate::ports::{RoomEvents, SessionStore, UserRepository};
+use crate::ports::{AUDIT_KEPT, AuditLog, RoomEvents, SessionStore, UserRepository};
 
 /// How long a session lasts.
 pub const SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -87,6 +90,7 @@ pub struct Accounts {
     users: Arc<dyn UserRepository>,
     sessions: Arc<dyn SessionStore>,
     events: Arc<dyn RoomEvents>,
+    audit: Auditor,
     clock: Arc<dyn Clock>,
     hasher: PasswordHasher,
     dummy_hash: OnceCell<PasswordHash>,
@@ -95,16 +99,19 @@ pub struct Accounts {
 
 impl Accounts {
     /// Wires the service to its ports, hashing with OWASP's argon2id settings.
+    /// Every change to users and permissions is written to `audit`.
     pub fn new(
         users: Arc<dyn UserRepository>,
         sessions: Arc<dyn SessionStore>,
         events: Arc<dyn RoomEvents>,
+        audit: Arc<dyn AuditLog>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             users,
             sessions,
             events,
+            audit: Auditor::new(audit, Arc::clone(&clock)),
             clock,
             hasher: PasswordHasher::owasp(),
             dummy_hash: OnceCell::new(),
@@ -284,6 +291,14 @@ impl Accounts {
             })
             .await?;
         info!("user created");
+        self.audit
+            .record(
+                actor,
+                AuditAction::UserCreated,
+                user.name.as_str(),
+                format!("permissions: {}", perm_list(&user.permissions)),
+            )
+            .await;
         Ok(user)
     }
 
@@ -322,6 +337,14 @@ impl Accounts {
         self.sessions.delete_user_sessions(name, None).await?;
         self.notify(name, UserEvent::SessionsEnded).await;
         info!("user deleted");
+        self.audit
+            .record(
+                actor,
+                AuditAction::UserDeleted,
+                name.as_str(),
+                "their sessions ended".to_owned(),
+            )
+            .await;
         Ok(())
     }
 
@@ -341,6 +364,14 @@ impl Accounts {
         self.users.set_password_hash(name, hash).await?;
         self.sessions.delete_user_sessions(name, None).await?;
         self.notify(name, UserEvent::SessionsEnded).await;
+        self.audit
+            .record(
+                actor,
+                AuditAction::PasswordReset,
+                name.as_str(),
+                "their sessions ended".to_owned(),
+            )
+            .await;
         Ok(())
     }
 
@@ -367,9 +398,18 @@ impl Accounts {
         }
         let hash = self.hasher.hash(&new).await?;
         self.users.set_password_hash(&user.name, hash).await?;
-        self.sessions
+        let ended = self
+            .sessions
             .delete_user_sessions(&user.name, current)
             .await?;
+        self.audit
+            .record(
+                actor,
+                AuditAction::PasswordChanged,
+                user.name.as_str(),
+                format!("{ended} other session(s) ended"),
+            )
+            .await;
         Ok(())
     }
 
@@ -394,8 +434,21 @@ impl Accounts {
             ));
         }
         self.check_defined(&permissions).await?;
+        let before = self.users.user(name).await?.ok_or(AccountError::NotFound)?;
         let user = self.users.set_permissions(name, &permissions).await?;
         self.notify(name, UserEvent::PermissionsChanged).await;
+        self.audit
+            .record(
+                actor,
+                AuditAction::PermissionsSet,
+                name.as_str(),
+                format!(
+                    "{} → {}",
+                    perm_list(&before.permissions),
+                    perm_list(&user.permissions)
+                ),
+            )
+            .await;
         Ok(user)
     }
 
@@ -445,7 +498,30 @@ impl Accounts {
             .map_err(|e| match e {
                 crate::ports::StoreError::Conflict => AccountError::PermissionExists,
                 other => other.into(),
-            })
+            })?;
+        self.audit
+            .record(
+                actor,
+                AuditAction::PermissionDefined,
+                name.as_str(),
+                String::new(),
+            )
+            .await;
+        Ok(())
+    }
+
+    /// The newest `limit` lines of the audit trail (at most
+    /// [`AUDIT_KEPT`]), newest first (admins only).
+    ///
+    /// # Errors
+    /// `Unauthenticated`/`Forbidden`; store failures.
+    pub async fn audit(
+        &self,
+        actor: &Actor,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, AccountError> {
+        Self::require_admin(actor)?;
+        Ok(self.audit.recent(limit.min(AUDIT_KEPT)).await?)
     }
 
     /// Every defined permission (admins only).
@@ -464,4 +540,16 @@ impl Accounts {
             tracing::warn!(error = %e, "could not notify the user's connections");
         }
     }
+}
+
+/// `admin, create_room`, or `none`.
+fn perm_list(perms: &BTreeSet<PermissionName>) -> String {
+    if perms.is_empty() {
+        return "none".to_owned();
+    }
+    perms
+        .iter()
+        .map(PermissionName::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -18,11 +18,12 @@ pub use rooms::{DirectSummary, Joined, Rooms};
 
 use std::sync::Arc;
 
+use crate::clock::Clock;
 use crate::error::RoomError;
-use crate::model::Room;
+use crate::model::{AuditAction, AuditEntry, Room};
 use crate::names::RoomName;
 use crate::policy::{self, Actor, Standing};
-use crate::ports::RoomRepository;
+use crate::ports::{AuditLog, RoomRepository};
 
 /// Loads a room with the caller's standing in it, answering `NotFound` for
 /// rooms the caller may not see so that private rooms cannot be discovered.
@@ -51,4 +52,62 @@ async fn standing(
         },
         None => Standing::default(),
     })
+}
+
+/// Writes one line of the audit trail for an action that has just been done.
+///
+/// Called only after the action succeeded. A failed write is logged, not
+/// returned: the change is already in the store, so failing the request
+/// would tell the caller it did not happen and invite a retry that then
+/// fails differently ("no such user"); and an audit store that is down must
+/// not stop admins and moderators from acting during an incident. The
+/// `error`-level log line keeps the action on record in the server's logs.
+pub(crate) struct Auditor {
+    log: Arc<dyn AuditLog>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Auditor {
+    pub(crate) fn new(log: Arc<dyn AuditLog>, clock: Arc<dyn Clock>) -> Self {
+        Self { log, clock }
+    }
+
+    pub(crate) async fn record(
+        &self,
+        actor: &Actor,
+        action: AuditAction,
+        target: &str,
+        detail: String,
+    ) {
+        let entry = AuditEntry {
+            at: self.clock.now(),
+            actor: match actor {
+                Actor::User(u) => u.name.as_str().to_owned(),
+                Actor::System => AuditEntry::SYSTEM.to_owned(),
+                // Services refuse guests before acting; never reached.
+                Actor::Guest => "guest".to_owned(),
+            },
+            action,
+            target: target.to_owned(),
+            detail,
+        };
+        if let Err(e) = self.log.record(entry.clone()).await {
+            tracing::error!(
+                error = %e,
+                actor = %entry.actor,
+                action = %entry.action,
+                target = %entry.target,
+                detail = %entry.detail,
+                "could not write the audit trail; the action itself was done"
+            );
+        }
+    }
+
+    /// The newest `limit` entries, newest first.
+    pub(crate) async fn recent(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, crate::ports::StoreError> {
+        self.log.recent(limit).await
+    }
 }

@@ -1,20 +1,21 @@
 //! `Moderation`: per-room mutes, kicks and letting people (back) in.
 //!
 //! Every action is announced to the room as an event, and recorded in its
-//! history as a notice, so members see what happened.
+//! history as a notice, so members see what happened, and in the audit
+//! trail, so admins see who did it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tracing::{instrument, warn};
 
-use super::visible_room;
+use super::{Auditor, visible_room};
 use crate::clock::Clock;
 use crate::error::RoomError;
-use crate::model::{MessageKind, Mute, NewMessage, RoomEvent, Visibility};
+use crate::model::{AuditAction, MessageKind, Mute, NewMessage, RoomEvent, Visibility};
 use crate::names::{MessageText, RoomName, Username};
 use crate::policy::{self, Actor};
-use crate::ports::{MessageLog, RoomEvents, RoomRepository, UserRepository};
+use crate::ports::{AuditLog, MessageLog, RoomEvents, RoomRepository, UserRepository};
 
 /// Room moderation.
 pub struct Moderation {
@@ -22,16 +23,18 @@ pub struct Moderation {
     users: Arc<dyn UserRepository>,
     log: Arc<dyn MessageLog>,
     events: Arc<dyn RoomEvents>,
+    audit: Auditor,
     clock: Arc<dyn Clock>,
 }
 
 impl Moderation {
-    /// Wires the service to its ports.
+    /// Wires the service to its ports; every action is written to `audit`.
     pub fn new(
         rooms: Arc<dyn RoomRepository>,
         users: Arc<dyn UserRepository>,
         log: Arc<dyn MessageLog>,
         events: Arc<dyn RoomEvents>,
+        audit: Arc<dyn AuditLog>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
@@ -39,6 +42,7 @@ impl Moderation {
             users,
             log,
             events,
+            audit: Auditor::new(audit, Arc::clone(&clock)),
             clock,
         }
     }
@@ -89,6 +93,13 @@ impl Moderation {
             Some(d) => format!("{target} was muted for {}", human(d)),
             None => format!("{target} was muted until further notice"),
         };
+        let detail = match duration {
+            Some(d) => format!("in {room}, for {}", human(d)),
+            None => format!("in {room}, until lifted"),
+        };
+        self.audit
+            .record(actor, AuditAction::Muted, target.as_str(), detail)
+            .await;
         self.announce(
             actor,
             room,
@@ -115,6 +126,14 @@ impl Moderation {
     ) -> Result<(), RoomError> {
         self.authorise(actor, room, target, false).await?;
         self.rooms.set_mute(room, target, None).await?;
+        self.audit
+            .record(
+                actor,
+                AuditAction::Unmuted,
+                target.as_str(),
+                format!("in {room}"),
+            )
+            .await;
         let what = format!("{target} may speak again");
         self.announce(
             actor,
@@ -147,6 +166,14 @@ impl Moderation {
         }
         self.rooms.set_banned(room, target, true).await?;
         self.rooms.remove_member(room, target).await?;
+        self.audit
+            .record(
+                actor,
+                AuditAction::Kicked,
+                target.as_str(),
+                format!("from {room}"),
+            )
+            .await;
         let what = format!("{target} was removed from the room");
         self.announce(
             actor,
@@ -172,9 +199,21 @@ impl Moderation {
         target: &Username,
     ) -> Result<(), RoomError> {
         self.authorise(actor, room, target, true).await?;
+        let was_banned = self.rooms.is_banned(room, target).await?;
         self.rooms.set_banned(room, target, false).await?;
         let r = self.rooms.room(room).await?.ok_or(RoomError::NotFound)?;
-        if r.visibility == Visibility::Private && self.rooms.add_member(room, target).await? {
+        let added =
+            r.visibility == Visibility::Private && self.rooms.add_member(room, target).await?;
+        let detail = match (was_banned, added) {
+            (true, true) => format!("let back into and added to {room}"),
+            (true, false) => format!("let back into {room}"),
+            (false, true) => format!("added to {room}"),
+            (false, false) => format!("allowed into {room} (no change)"),
+        };
+        self.audit
+            .record(actor, AuditAction::MemberAdded, target.as_str(), detail)
+            .await;
+        if added {
             let what = format!("{target} was added to the room");
             self.record(actor, room, &what).await;
         }

@@ -4,13 +4,13 @@ use std::sync::Arc;
 
 use tracing::instrument;
 
-use super::{standing, visible_room};
+use super::{Auditor, standing, visible_room};
 use crate::clock::Clock;
 use crate::error::RoomError;
-use crate::model::{NewRoom, Room, RoomSummary, Visibility};
+use crate::model::{AuditAction, NewRoom, Room, RoomSummary, Visibility};
 use crate::names::{Description, RoomName, Seq, Username};
 use crate::policy::{self, Actor};
-use crate::ports::{MessageLog, RoomRepository, StoreError};
+use crate::ports::{AuditLog, MessageLog, RoomRepository, StoreError};
 
 /// The result of a join: the room and its members.
 #[derive(Debug, Clone)]
@@ -38,17 +38,24 @@ pub struct DirectSummary {
 pub struct Rooms {
     rooms: Arc<dyn RoomRepository>,
     log: Arc<dyn MessageLog>,
+    audit: Auditor,
     clock: Arc<dyn Clock>,
 }
 
 impl Rooms {
-    /// Wires the service to its ports.
+    /// Wires the service to its ports; room creation is written to `audit`.
     pub fn new(
         rooms: Arc<dyn RoomRepository>,
         log: Arc<dyn MessageLog>,
+        audit: Arc<dyn AuditLog>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { rooms, log, clock }
+        Self {
+            rooms,
+            log,
+            audit: Auditor::new(audit, Arc::clone(&clock)),
+            clock,
+        }
     }
 
     /// The ordinary rooms the caller may see, with member counts and last seqs:
@@ -108,13 +115,22 @@ impl Rooms {
             created_by: creator.clone(),
             created_at: self.clock.now(),
         };
-        Ok(self
+        let room = self
             .rooms
             .create_room(NewRoom {
                 room,
                 members: vec![creator],
             })
-            .await?)
+            .await?;
+        self.audit
+            .record(
+                actor,
+                AuditAction::RoomCreated,
+                room.name.as_str(),
+                room.visibility.as_str().to_owned(),
+            )
+            .await;
+        Ok(room)
     }
 
     /// A room the caller may see.

@@ -1,6 +1,7 @@
 //! The port implementations, one module per port in the order `ports.rs`
 //! declares them, and the helpers that read Redis replies into domain values.
 
+mod audit;
 mod corpus;
 mod events;
 mod health;
