@@ -3,7 +3,9 @@
 //! - `test`: build the `hihichat` binary (the end-to-end tests start it),
 //!   run every test of the workspace, then `tidy`.
 //! - `tidy`: check the architecture's invariants (see `tidy.rs`).
-//! - `e2e`, `bench`: not written yet; they fail loudly rather than pretend.
+//! - `e2e`: the browser tests alone (headless Chromium through chromedriver;
+//!   they fail, saying what to install, when either is missing).
+//! - `bench`: not written yet; it fails loudly rather than pretend.
 
 mod tidy;
 
@@ -18,7 +20,7 @@ usage: cargo xtask <task>
 tasks:
   test    build hihichat, run every test of the workspace, then tidy
   tidy    check dependency invariants, `//!` headers and Redis commands
-  e2e     browser tests (not implemented yet)
+  e2e     build hihichat, then run the browser tests (needs chromium and chromedriver)
   bench   benchmarks (not implemented yet)";
 
 fn main() -> ExitCode {
@@ -26,9 +28,10 @@ fn main() -> ExitCode {
     let result = match task.as_deref() {
         Some("test") => test(),
         Some("tidy") => tidy::run(&workspace_root()),
-        Some(name @ ("e2e" | "bench")) => {
+        Some("e2e") => e2e(),
+        Some(name @ "bench") => {
             // Exit 2, not 0: a CI step that calls this must not go green on nothing.
-            eprintln!("cargo xtask {name}: not implemented yet (issue 5 / issue 7)");
+            eprintln!("cargo xtask {name}: not implemented yet (issue 7)");
             return ExitCode::from(2);
         }
         Some("help" | "-h" | "--help") => {
@@ -74,6 +77,16 @@ fn test() -> anyhow::Result<()> {
     run_cargo(&root, &["test", "--workspace", "--doc"])?;
     tidy::run(&root)?;
     println!("xtask test: every step passed");
+    Ok(())
+}
+
+fn e2e() -> anyhow::Result<()> {
+    let root = workspace_root();
+    run_cargo(&root, &["build", "-p", "chat-server", "--bin", "hihichat"])?;
+    run_cargo(&root, &["test", "-p", "chat-tests", "--test", "browser"])?;
+    println!(
+        "xtask e2e: the browser tests passed; screenshots are in the target directory, under e2e/"
+    );
     Ok(())
 }
 

@@ -31,11 +31,12 @@
 
   function wire() {
     var buttons = document.querySelectorAll("[data-theme-toggle]");
+    // The button is named "Dark theme" for good; aria-pressed says whether
+    // it is on (a toggle whose name flips would read "Light theme, pressed").
     function label() {
       var dark = current() === "dark";
       for (var i = 0; i < buttons.length; i++) {
         buttons[i].setAttribute("aria-pressed", dark ? "true" : "false");
-        buttons[i].textContent = dark ? "Light theme" : "Dark theme";
       }
     }
     for (var i = 0; i < buttons.length; i++) {
