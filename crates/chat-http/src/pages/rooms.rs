@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use chat_domain::{
     ClientId, Coded, Description, DirectSummary, ErrorCode, Message, MessageKind, MessageText,
-    Room, RoomError, RoomName, SendError, Sent, Seq, Username, Visibility, policy,
+    Room, RoomError, RoomName, Sent, Seq, Username, Visibility, policy,
 };
 use rand::RngCore;
 use serde::Deserialize;
@@ -581,7 +581,7 @@ pub(super) async fn send(
             .await
         }
         Err(e) => {
-            let status = status_of(&e);
+            let status = crate::error::status_of(e.code());
             if status.is_server_error() {
                 tracing::error!(error = %e, "form send failed");
             }
@@ -600,20 +600,6 @@ pub(super) async fn send(
             };
             render_room(&page, &state, target, None, status, Some(flash), None).await
         }
-    }
-}
-
-fn status_of(e: &SendError) -> StatusCode {
-    match e.code() {
-        ErrorCode::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
-        ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
-        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
-        ErrorCode::NotFound => StatusCode::NOT_FOUND,
-        ErrorCode::Conflict => StatusCode::CONFLICT,
-        ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-        ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
