@@ -52,6 +52,11 @@ async fn a_guest_can_read_history_but_what_it_sends_never_reaches_the_room() {
         "{joined}"
     );
 
+    // The bot greets a guest who opens a public room; its answer comes next.
+    let greeting = g
+        .wait_for("the bot's greeting", |f| f["from"] == "bot")
+        .await;
+    assert_eq!(greeting["private"], true, "{greeting}");
     g.send_message("lobby", "小黄鸭你好", "g-1").await;
     let reply = g
         .wait_for("the bot's reply", |f| {

@@ -125,6 +125,8 @@ enum Op {
     ApiUnmute,
     ApiKick,
     ApiAllow,
+    ApiSetSlowMode,
+    ApiLiftSlowMode,
     Healthz,
     Readyz,
     AdminListUsers,
@@ -168,6 +170,7 @@ enum Op {
     MuteForm,
     UnmuteForm,
     KickForm,
+    SlowModeForm,
     WsConnect,
     WsJoin,
     WsLeave,
@@ -318,6 +321,20 @@ fn matrix() -> Vec<Row> {
         row(
             http("PUT", "/api/rooms/{room}/members/{name}"),
             ApiAllow,
+            &["204"],
+            MODERATE_PUBLIC,
+            Some(MODERATE_PRIVATE),
+        ),
+        row(
+            http("PUT", "/api/rooms/{room}/slow_mode"),
+            ApiSetSlowMode,
+            &["204"],
+            MODERATE_PUBLIC,
+            Some(MODERATE_PRIVATE),
+        ),
+        row(
+            http("DELETE", "/api/rooms/{room}/slow_mode"),
+            ApiLiftSlowMode,
             &["204"],
             MODERATE_PUBLIC,
             Some(MODERATE_PRIVATE),
@@ -584,6 +601,13 @@ fn matrix() -> Vec<Row> {
             MODERATE_FORM_PUBLIC,
             Some(MODERATE_FORM_PRIVATE),
         ),
+        row(
+            http("POST", "/rooms/{room}/slow_mode"),
+            SlowModeForm,
+            &["303"],
+            MODERATE_FORM_PUBLIC,
+            Some(MODERATE_FORM_PRIVATE),
+        ),
         // -------------------------------------------------------- WebSocket
         row(
             http("GET", "/ws"),
@@ -693,6 +717,9 @@ struct Snapshot {
     rooms: Vec<(String, String, u64, u64)>,
     /// Per fixture room: every member and whether they are muted.
     members: Vec<Vec<(String, bool)>>,
+    /// Per fixture room: its slow mode as the members page shows it
+    /// (`off`, or the seconds).
+    slow_modes: Vec<String>,
     /// Per fixture room: (seq, from, text) of its history.
     history: Vec<Vec<(u64, String, String)>>,
     /// (name, permissions) of every user.
@@ -727,6 +754,16 @@ fn member_rows(html: &str) -> Vec<(String, bool)> {
         out.push((name, rest[..tag_end].contains("data-muted")));
     }
     out
+}
+
+/// The `data-slow-mode` of a members page (`off` or the seconds).
+fn slow_mode_of(html: &str) -> String {
+    let marker = "data-slow-mode=\"";
+    let at = html
+        .find(marker)
+        .expect("the members page shows the slow mode");
+    let rest = &html[at + marker.len()..];
+    rest[..rest.find('"').unwrap()].to_owned()
 }
 
 fn status_of(response: &Response) -> String {
@@ -860,6 +897,7 @@ impl World {
             .collect();
         room_rows.sort();
         let mut members = Vec::new();
+        let mut slow_modes = Vec::new();
         let mut history = Vec::new();
         for kind in [Kind::Public, Kind::Private] {
             let room = encode(kind.room());
@@ -869,7 +907,9 @@ impl World {
                 StatusCode::OK,
                 "the admin sees the members page"
             );
-            members.push(member_rows(&r.text().await.unwrap()));
+            let html = r.text().await.unwrap();
+            members.push(member_rows(&html));
+            slow_modes.push(slow_mode_of(&html));
             let h = self
                 .json(admin, &format!("/api/rooms/{room}/messages?limit=200"))
                 .await;
@@ -923,6 +963,7 @@ impl World {
         Snapshot {
             rooms: room_rows,
             members,
+            slow_modes,
             history,
             users,
             permissions,
@@ -959,6 +1000,11 @@ impl World {
         let mut changed = false;
         for (i, kind) in [Kind::Public, Kind::Private].into_iter().enumerate() {
             let room = encode(kind.room());
+            if before.slow_modes[i] != "off" {
+                let r = cora.delete(&format!("/api/rooms/{room}/slow_mode")).await;
+                expect_status(r, StatusCode::NO_CONTENT, "restore: lift slow mode").await;
+                changed = true;
+            }
             let rows = &before.members[i];
             for (name, muted) in rows {
                 if *muted {
@@ -1020,6 +1066,7 @@ impl World {
             vec![baseline.clone(), baseline],
             "the fixtures are restored"
         );
+        assert_eq!(now.slow_modes, ["off", "off"], "slow mode is lifted");
         now
     }
 
@@ -1097,6 +1144,14 @@ impl World {
                 &c.put_json(&format!("/api/rooms/{room}/members/{TARGET}"), &json!({}))
                     .await,
             ),
+            ApiSetSlowMode => status_of(
+                &c.put_json(
+                    &format!("/api/rooms/{room}/slow_mode"),
+                    &json!({ "seconds": 30 }),
+                )
+                .await,
+            ),
+            ApiLiftSlowMode => status_of(&c.delete(&format!("/api/rooms/{room}/slow_mode")).await),
             Healthz => status_of(&c.get("/healthz").await),
             Readyz => status_of(&c.get("/readyz").await),
             AdminListUsers => status_of(&c.get("/api/admin/users").await),
@@ -1305,6 +1360,13 @@ impl World {
                 )
                 .await,
             ),
+            SlowModeForm => status_of(
+                &c.post_form(
+                    &format!("/rooms/{room}/slow_mode"),
+                    &[("csrf", &token), ("seconds", "30")],
+                )
+                .await,
+            ),
             WsConnect => {
                 let (ws, welcome) = connect(&c).await;
                 ws.close().await;
@@ -1318,7 +1380,7 @@ impl World {
             }
             WsJoin | WsLeave | WsSend | WsHistory | WsTyping | WsDm | WsPing => {
                 let (mut ws, _) = connect(&c).await;
-                let outcome = ws_command(&mut ws, op, kind.room(), n).await;
+                let outcome = ws_command(&mut ws, op, kind.room(), n, role == Role::Guest).await;
                 ws.close().await;
                 outcome
             }
@@ -1350,7 +1412,8 @@ async fn answer(ws: &mut Ws, types: &[&str]) -> String {
     }
 }
 
-async fn ws_command(ws: &mut Ws, op: Op, room: &str, n: usize) -> String {
+/// `guest`: the socket is a guest's, which the bot greets after `joined`.
+async fn ws_command(ws: &mut Ws, op: Op, room: &str, n: usize, guest: bool) -> String {
     let cid = format!("c-{n}");
     match op {
         Op::WsJoin => {
@@ -1359,7 +1422,11 @@ async fn ws_command(ws: &mut Ws, op: Op, room: &str, n: usize) -> String {
         }
         Op::WsLeave => {
             ws.send_json(json!({ "type": "join", "room": room })).await;
-            answer(ws, &["joined"]).await;
+            if answer(ws, &["joined"]).await == "joined" && guest {
+                // The greeting is not the answer to the `leave` below.
+                ws.wait_for("the bot's greeting", |f| f["from"] == "bot")
+                    .await;
+            }
             ws.send_json(json!({ "type": "leave", "room": room })).await;
             answer(ws, &["left"]).await
         }

@@ -8,9 +8,14 @@
 
 mod access;
 mod authz;
+mod dms;
+mod flood;
+mod greeting;
 mod kill;
 mod messaging;
 mod moderation;
+mod presence;
+mod retention;
 mod robustness;
 mod scaleout;
 mod unicode;

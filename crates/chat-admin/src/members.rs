@@ -3,8 +3,8 @@
 //!
 //! It lists the members and every active mute with the time left, and has a
 //! CSRF-protected form per action: mute for 5 min, 10 min, 5 h or until
-//! lifted, unmute, kick, and let a user (back) in — in a private room only
-//! its creator and admins add members. Every action goes through
+//! lifted, unmute, kick, let a user (back) in — in a private room only its
+//! creator and admins add members — and set or lift the room's slow mode. Every action goes through
 //! [`Moderation`], which checks the caller again, announces the action in
 //! the room and writes the audit trail. Guests are sent to log in, other
 //! users get 403, and rooms the caller may not see are 404.
@@ -37,6 +37,48 @@ pub fn routes() -> Router<AppState> {
         .route("/rooms/{room}/members/{name}/mute", post(mute))
         .route("/rooms/{room}/members/{name}/unmute", post(unmute))
         .route("/rooms/{room}/members/{name}/kick", post(kick))
+        .route("/rooms/{room}/slow_mode", post(slow_mode))
+}
+
+/// The slow-mode intervals the page offers, in seconds (`off` lifts it).
+const SLOW_MODES: [(u64, &str); 6] = [
+    (5, "5 s"),
+    (10, "10 s"),
+    (30, "30 s"),
+    (60, "1 min"),
+    (300, "5 min"),
+    (3600, "1 h"),
+];
+
+/// One choice of the slow-mode form.
+struct SlowChoice {
+    value: String,
+    label: String,
+    selected: bool,
+}
+
+/// The choices of the slow-mode form, with `current` selected (and offered
+/// even when it was set through the API to a value not in the list).
+fn slow_choices(current: Option<u64>) -> Vec<SlowChoice> {
+    let mut choices = vec![SlowChoice {
+        value: "off".to_owned(),
+        label: "Off".to_owned(),
+        selected: current.is_none(),
+    }];
+    let mut offered: Vec<(u64, String)> = SLOW_MODES
+        .iter()
+        .map(|(s, l)| (*s, (*l).to_owned()))
+        .collect();
+    if let Some(c) = current.filter(|c| !offered.iter().any(|(s, _)| s == c)) {
+        offered.push((c, format!("{c} s")));
+        offered.sort_by_key(|(s, _)| *s);
+    }
+    choices.extend(offered.into_iter().map(|(s, label)| SlowChoice {
+        value: s.to_string(),
+        label: format!("one message every {label}"),
+        selected: current == Some(s),
+    }));
+    choices
 }
 
 /// The mute lengths the page offers (CONTRACT §2), as (form value, label).
@@ -143,6 +185,10 @@ struct MembersPage<'a> {
     may_manage: bool,
     rows: Vec<MemberRow>,
     durations: &'a [(&'a str, &'a str)],
+    /// The slow-mode interval in seconds; `None`: off.
+    slow_mode: Option<u64>,
+    slow_choices: Vec<SlowChoice>,
+    slow_mode_href: String,
     flash: Option<&'static str>,
     error: Option<String>,
     add_name: String,
@@ -173,12 +219,13 @@ async fn render(
         Ok(m) => m,
         Err(e) => return refusal(page, &e, is_get),
     };
-    let (r, members) = match (
+    let (r, members, slow_mode) = match (
         deps.rooms.get(&page.actor, room).await,
         deps.rooms.members(&page.actor, room).await,
+        deps.rooms.slow_mode(&page.actor, room).await,
     ) {
-        (Ok(r), Ok(m)) => (r, m),
-        (Err(e), _) | (_, Err(e)) => return refusal(page, &e, is_get),
+        (Ok(r), Ok(m), Ok(s)) => (r, m, s.map(|d| d.as_secs())),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return refusal(page, &e, is_get),
     };
     let now = deps.chat.now();
     let me = page.actor.user().map(|u| &u.name);
@@ -213,6 +260,9 @@ async fn render(
             may_manage: policy::may_manage_members(&page.actor, &r),
             rows: rows.into_values().collect(),
             durations: &DURATIONS,
+            slow_mode,
+            slow_choices: slow_choices(slow_mode),
+            slow_mode_href: format!("/rooms/{}/slow_mode", encode_component(room.as_str())),
             flash: outcome.flash,
             error: outcome.error,
             add_name: outcome.add_name,
@@ -232,6 +282,7 @@ impl Done {
             "unmuted" => "The mute was lifted.",
             "kicked" => "Removed from the room; they cannot come back until let in.",
             "allowed" => "Let in.",
+            "slow_mode" => "Slow mode updated.",
             _ => return None,
         })
     }
@@ -364,6 +415,49 @@ async fn kick(
     answer(&page, &deps, &room, result, "kicked", name.into_string()).await
 }
 
+/// The slow-mode form: `seconds` is `off` or a whole number from 1 to 3600.
+async fn slow_mode(
+    page: PageContext,
+    State(deps): State<Deps>,
+    Path(room): Path<String>,
+    CsrfForm(form): CsrfForm<HashMap<String, String>>,
+) -> Response {
+    if page.actor.is_guest() {
+        return refusal(&page, &RoomError::Unauthenticated, false);
+    }
+    let Ok(room) = RoomName::parse(&room) else {
+        return page.not_found();
+    };
+    let interval = match form.get("seconds").map(|s| s.trim()) {
+        Some("off") => None,
+        Some(raw) => match raw.parse::<u64>() {
+            Ok(secs) if (1..=chat_domain::MAX_SLOW_MODE.as_secs()).contains(&secs) => {
+                Some(Duration::from_secs(secs))
+            }
+            _ => {
+                let outcome = Outcome {
+                    error: Some("Choose a slow mode from 1 s to 1 h, or off.".to_owned()),
+                    ..Outcome::default()
+                };
+                return render(
+                    &page,
+                    &deps,
+                    &room,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    outcome,
+                )
+                .await;
+            }
+        },
+        None => None,
+    };
+    let result = deps
+        .moderation
+        .set_slow_mode(&page.actor, &room, interval)
+        .await;
+    answer(&page, &deps, &room, result, "slow_mode", String::new()).await
+}
+
 /// The "let in" form: `name` is typed, so a bad one is a form mistake.
 async fn allow(
     page: PageContext,
@@ -407,6 +501,25 @@ async fn allow(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_current_slow_mode_is_selected_even_when_not_offered() {
+        let picked = |c: Option<u64>| -> Vec<String> {
+            slow_choices(c)
+                .into_iter()
+                .filter(|s| s.selected)
+                .map(|s| s.value)
+                .collect()
+        };
+        assert_eq!(picked(None), ["off"]);
+        assert_eq!(picked(Some(30)), ["30"]);
+        assert_eq!(picked(Some(45)), ["45"]);
+        let values: Vec<String> = slow_choices(Some(45))
+            .into_iter()
+            .map(|s| s.value)
+            .collect();
+        assert_eq!(values, ["off", "5", "10", "30", "45", "60", "300", "3600"]);
+    }
 
     #[test]
     fn time_left_reads_naturally() {

@@ -650,3 +650,82 @@ async fn the_members_page_is_for_moderators_and_hides_private_rooms() {
         StatusCode::CREATED
     );
 }
+
+#[tokio::test]
+async fn a_room_creator_sets_and_lifts_slow_mode_from_the_members_page() {
+    let app = spawn_app().await;
+    let bob = app.login("bob").await;
+    let carol = app.login("carol").await;
+    let r = bob
+        .post(app.url("/api/rooms"))
+        .json(&json!({ "name": "闲聊-1", "description": "" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let room = "%E9%97%B2%E8%81%8A-1";
+    let members_url = app.url(&format!("/rooms/{room}/members"));
+    let slow_url = app.url(&format!("/rooms/{room}/slow_mode"));
+    let (status, html) = page(&bob, &members_url).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("data-slow-mode=\"off\""), "{html}");
+    assert!(
+        html.contains(&format!("action=\"/rooms/{room}/slow_mode\"")),
+        "{html}"
+    );
+    let token = csrf_of(&html);
+
+    // A plain member may not; a bad value is a form mistake; no CSRF, no change.
+    let (_, carol_html) = page(&carol, &members_url).await;
+    assert!(!carol_html.contains("data-slow-mode"));
+    let carol_token = csrf_of(&page(&carol, &app.url("/login")).await.1);
+    let (status, _) = post_form(
+        &carol,
+        &slow_url,
+        &[("csrf", &carol_token), ("seconds", "30")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, html) = post_form(&bob, &slow_url, &[("csrf", &token), ("seconds", "0")]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("from 1 s to 1 h"), "{html}");
+    let (status, _) = post_form(&bob, &slow_url, &[("seconds", "30")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        !app.audit_actions()
+            .await
+            .iter()
+            .any(|a| a.contains("slow_mode"))
+    );
+
+    let (status, to) = post_form(&bob, &slow_url, &[("csrf", &token), ("seconds", "30")]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{to}");
+    assert!(to.ends_with("/members?done=slow_mode"), "{to}");
+    let (_, html) = page(&bob, &members_url).await;
+    assert!(html.contains("data-slow-mode=\"30\""), "{html}");
+    assert!(html.contains("<option value=\"30\" selected>"), "{html}");
+    assert_eq!(send(&app, &carol, room, "one").await, StatusCode::CREATED);
+    assert_eq!(
+        send(&app, &carol, room, "two").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        send(&app, &bob, room, "I moderate").await,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        send(&app, &bob, room, "so I may").await,
+        StatusCode::CREATED
+    );
+
+    let (status, _) = post_form(&bob, &slow_url, &[("csrf", &token), ("seconds", "off")]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, html) = page(&bob, &members_url).await;
+    assert!(html.contains("data-slow-mode=\"off\""), "{html}");
+    assert_eq!(send(&app, &carol, room, "two").await, StatusCode::CREATED);
+    let trail = app.audit_actions().await;
+    assert_eq!(
+        &trail[..2],
+        ["bob slow_mode 闲聊-1", "bob slow_mode 闲聊-1"]
+    );
+}

@@ -19,10 +19,14 @@ pub const MATCH_THRESHOLD: f64 = 0.35;
 /// The default bot name, from the original series.
 pub const DEFAULT_BOT_NAME: &str = "小黄鸭";
 
+/// What the bot says to a guest who opens a public room, by default.
+pub const DEFAULT_BOT_GREETING: &str = "你好!我是小黄鸭 🦆,有问题可以问我。登录后就可以和大家一起聊天了。      (Hello! I'm 小黄鸭, the Little Yellow Duck — ask me anything. Log in to chat with everyone.)";
+
 /// Answers from a [`BotCorpus`] by closest match.
 pub struct CorpusBot {
     name: String,
     fallback: String,
+    greeting: Option<String>,
     corpus: Arc<dyn BotCorpus>,
 }
 
@@ -37,8 +41,18 @@ impl CorpusBot {
         Self {
             name: name.into(),
             fallback: fallback.into(),
+            greeting: None,
             corpus,
         }
+    }
+
+    /// The same bot, greeting guests who open a public room with `greeting`
+    /// (an empty one greets nobody).
+    #[must_use]
+    pub fn with_greeting(mut self, greeting: impl Into<String>) -> Self {
+        let greeting = greeting.into();
+        self.greeting = (!greeting.trim().is_empty()).then_some(greeting);
+        self
     }
 }
 
@@ -46,6 +60,10 @@ impl CorpusBot {
 impl Bot for CorpusBot {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn greeting(&self) -> Option<&str> {
+        self.greeting.as_deref()
     }
 
     async fn reply(&self, text: &str) -> StoreResult<String> {

@@ -70,7 +70,7 @@ pub mod services;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use bot::{CorpusBot, DEFAULT_BOT_NAME, parse_corpus};
+pub use bot::{CorpusBot, DEFAULT_BOT_GREETING, DEFAULT_BOT_NAME, parse_corpus};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use error::{AccountError, Coded, ErrorCode, LoginError, RoomError, SendError};
 pub use model::{
@@ -85,13 +85,13 @@ pub use password::{Password, PasswordHasher};
 pub use policy::{Actor, Standing};
 pub use ports::{
     AUDIT_KEPT, AuditLog, Bot, BotCorpus, ConnectionId, EventStream, HealthCheck, MessageLog,
-    Presence, QaPair, RoomEvents, RoomRepository, SessionStore, StoreError, StoreResult,
-    UserRepository,
+    PRESENCE_TTL, Presence, QaPair, RoomEvents, RoomRepository, SessionStore, StoreError,
+    StoreResult, UserRepository,
 };
 pub use ratelimit::{RateLimit, RateLimiter};
 pub use services::{
-    Accounts, Bootstrap, BotReply, Chat, DirectSummary, FeedItem, Joined, Moderation, Resume,
-    Retention, RoomFeed, Rooms, Sent,
+    Accounts, Bootstrap, BotReply, Chat, DirectSummary, FeedItem, Joined, MAX_SLOW_MODE,
+    Moderation, Resume, Retention, RoomFeed, Rooms, Sent, TYPING_TTL,
 };
 
 /// Every port, as handed to the services at start-up.
@@ -158,6 +158,13 @@ pub struct ServiceConfig {
     pub bot_name: String,
     /// What the bot says when nothing in its corpus is close.
     pub bot_fallback: String,
+    /// What the bot says privately to a guest who opens a public room;
+    /// empty: nothing.
+    pub bot_greeting: String,
+    /// How long a connection's presence lasts unless renewed by a heartbeat:
+    /// a user whose connections all stop renewing (a dead node, a vanished
+    /// client) goes offline this long after the last renewal.
+    pub presence_ttl: Duration,
     /// Password hashing.
     pub hasher: PasswordHasher,
 }
@@ -169,6 +176,8 @@ impl Default for ServiceConfig {
             retention: Some(Duration::from_secs(7 * 24 * 3600)),
             bot_name: DEFAULT_BOT_NAME.to_owned(),
             bot_fallback: "嘎嘎!我还不太明白。登录后就可以和大家聊天了。 (Quack! I don't know that one yet — log in to chat with everyone.)".to_owned(),
+            bot_greeting: DEFAULT_BOT_GREETING.to_owned(),
+            presence_ttl: PRESENCE_TTL,
             hasher: PasswordHasher::owasp(),
         }
     }
@@ -192,21 +201,19 @@ pub struct Services {
 impl Services {
     /// Builds every service over `ports`.
     pub fn new(ports: &Ports, config: ServiceConfig) -> Self {
-        let bot: Arc<dyn Bot> = Arc::new(CorpusBot::new(
-            config.bot_name,
-            config.bot_fallback,
-            Arc::clone(&ports.corpus),
-        ));
-        Self::with_bot(
-            ports,
-            config.rate_limit,
-            config.retention,
-            config.hasher,
-            bot,
-        )
+        let bot: Arc<dyn Bot> = Arc::new(
+            CorpusBot::new(
+                config.bot_name.clone(),
+                config.bot_fallback.clone(),
+                Arc::clone(&ports.corpus),
+            )
+            .with_greeting(config.bot_greeting.clone()),
+        );
+        Self::with_config(ports, config, bot)
     }
 
-    /// Builds every service with a bot of your own.
+    /// Builds every service with a bot of your own and the other settings
+    /// at their defaults.
     pub fn with_bot(
         ports: &Ports,
         rate_limit: Option<RateLimit>,
@@ -214,6 +221,25 @@ impl Services {
         hasher: PasswordHasher,
         bot: Arc<dyn Bot>,
     ) -> Self {
+        let config = ServiceConfig {
+            rate_limit,
+            retention,
+            hasher,
+            ..ServiceConfig::default()
+        };
+        Self::with_config(ports, config, bot)
+    }
+
+    /// Builds every service with a bot of your own; the bot settings of
+    /// `config` are not used (the bot brings its own).
+    pub fn with_config(ports: &Ports, config: ServiceConfig, bot: Arc<dyn Bot>) -> Self {
+        let ServiceConfig {
+            rate_limit,
+            retention,
+            presence_ttl,
+            hasher,
+            ..
+        } = config;
         let p = ports.clone();
         Self {
             accounts: Arc::new(
@@ -232,16 +258,19 @@ impl Services {
                 p.audit.clone(),
                 p.clock.clone(),
             )),
-            chat: Arc::new(Chat::new(
-                p.rooms.clone(),
-                p.users.clone(),
-                p.log.clone(),
-                p.events.clone(),
-                p.presence.clone(),
-                bot,
-                p.clock.clone(),
-                rate_limit,
-            )),
+            chat: Arc::new(
+                Chat::new(
+                    p.rooms.clone(),
+                    p.users.clone(),
+                    p.log.clone(),
+                    p.events.clone(),
+                    p.presence.clone(),
+                    bot,
+                    p.clock.clone(),
+                    rate_limit,
+                )
+                .with_presence_ttl(presence_ttl),
+            ),
             moderation: Arc::new(Moderation::new(
                 p.rooms.clone(),
                 p.users.clone(),

@@ -313,6 +313,11 @@ pub enum RoomEvent {
         /// `Some(mute)` when muted, `None` when the mute was lifted.
         mute: Option<Mute>,
     },
+    /// Slow mode was turned on, changed, or lifted.
+    SlowMode {
+        /// Members may send one message per this many seconds; `None`: off.
+        seconds: Option<u64>,
+    },
 }
 
 /// Something that concerns one user wherever they are connected.
@@ -364,11 +369,13 @@ pub enum AuditAction {
     Kicked,
     /// A user was let back into a room, or added to a private one.
     MemberAdded,
+    /// A room's slow mode was set or lifted.
+    SlowMode,
 }
 
 impl AuditAction {
     /// Every action, in declaration order.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::UserCreated,
         Self::UserDeleted,
         Self::PasswordReset,
@@ -380,6 +387,7 @@ impl AuditAction {
         Self::Unmuted,
         Self::Kicked,
         Self::MemberAdded,
+        Self::SlowMode,
     ];
 
     /// The stable name, e.g. `"user_created"` (stored, and shown by the API).
@@ -396,6 +404,7 @@ impl AuditAction {
             Self::Unmuted => "unmuted",
             Self::Kicked => "kicked",
             Self::MemberAdded => "member_added",
+            Self::SlowMode => "slow_mode",
         }
     }
 

@@ -253,6 +253,22 @@ pub trait RoomRepository: Send + Sync + 'static {
     /// # Errors
     /// Only store failures.
     async fn mutes(&self, room: &RoomName, now: Timestamp) -> StoreResult<Vec<(Username, Mute)>>;
+
+    /// Turns slow mode on (`Some(interval)`: a member may send one message
+    /// per `interval`) or off (`None`). The interval MUST be kept to the
+    /// second (callers pass whole seconds, at least one) and MUST read back
+    /// from [`RoomRepository::slow_mode`] on every node.
+    ///
+    /// # Errors
+    /// MUST return `NotFound` when the room does not exist, storing nothing.
+    async fn set_slow_mode(&self, room: &RoomName, interval: Option<Duration>) -> StoreResult<()>;
+
+    /// The room's slow-mode interval; `None` when it is off, and for a
+    /// missing room.
+    ///
+    /// # Errors
+    /// Only store failures.
+    async fn slow_mode(&self, room: &RoomName) -> StoreResult<Option<Duration>>;
 }
 
 /// The durable, ordered history of every room.
@@ -369,8 +385,12 @@ pub trait Presence: Send + Sync + 'static {
         expires_at: Timestamp,
     ) -> StoreResult<bool>;
 
-    /// Removes one connection. Returns true when `user` has no other live
-    /// connection in the room at `now` (so the user just went offline there).
+    /// Removes one connection. Returns true when this call takes `user`
+    /// offline in the room: they had at least one connection recorded there
+    /// (live, or expired but not yet dropped by [`Presence::expire`]) and no
+    /// other live one remains at `now`. It MUST return false when nothing of
+    /// theirs was recorded in the room — in particular after `expire`
+    /// already reported them gone — so that a leave is announced only once.
     ///
     /// # Errors
     /// Only store failures.
@@ -456,6 +476,12 @@ pub trait Bot: Send + Sync + 'static {
     /// The name shown as the author of its replies.
     fn name(&self) -> &str;
 
+    /// What it says, privately, to a guest who opens a public room; `None`
+    /// (the default) says nothing.
+    fn greeting(&self) -> Option<&str> {
+        None
+    }
+
     /// An answer to `text`; never empty.
     ///
     /// # Errors
@@ -463,7 +489,8 @@ pub trait Bot: Send + Sync + 'static {
     async fn reply(&self, text: &str) -> StoreResult<String>;
 }
 
-/// How long a presence heartbeat lasts unless renewed.
+/// How long a presence heartbeat lasts unless renewed, by default
+/// (`ServiceConfig::presence_ttl` sets it; `presence_timeout` in chat-server).
 pub const PRESENCE_TTL: Duration = Duration::from_secs(60);
 
 /// A store that `/readyz` asks whether it answers.

@@ -276,3 +276,28 @@ impl MuteIn {
         }
     }
 }
+
+/// `PUT /api/rooms/{room}/slow_mode`.
+#[derive(Debug, Deserialize)]
+pub struct SlowModeIn {
+    /// One message per this many seconds per member (1 to 3600).
+    pub seconds: u64,
+}
+
+impl SlowModeIn {
+    /// Parses into the slow-mode interval.
+    ///
+    /// # Errors
+    /// [`InvalidInput`] for 0 or more than an hour.
+    pub fn try_into_domain(self) -> Result<std::time::Duration, InvalidInput> {
+        let max = chat_domain::MAX_SLOW_MODE.as_secs();
+        if (1..=max).contains(&self.seconds) {
+            Ok(std::time::Duration::from_secs(self.seconds))
+        } else {
+            Err(InvalidInput {
+                what: "seconds",
+                why: "must be from 1 to 3600; DELETE lifts slow mode",
+            })
+        }
+    }
+}

@@ -328,6 +328,16 @@ async fn a_guest_talks_to_the_bot_privately_and_nothing_is_stored() {
     let mut guest = app.ws(None).await;
     let joined = guest.join("lobby", None).await;
     assert_eq!(joined["member"], false);
+    // Right after `joined`, the bot greets the guest, privately.
+    let greeting = guest.recv().await;
+    assert_eq!(greeting["type"], "message");
+    assert_eq!(greeting["from"], "bot");
+    assert_eq!(greeting["bot_name"], chat_domain::DEFAULT_BOT_NAME);
+    assert_eq!(greeting["text"], chat_domain::DEFAULT_BOT_GREETING);
+    assert_eq!(greeting["room"], "lobby");
+    assert_eq!(greeting["private"], true);
+    assert!(greeting.get("seq").is_none());
+    assert!(greeting["ts"].as_str().unwrap().ends_with('Z'));
     guest
         .send(json!({"type": "send", "room": "lobby", "text": "你好", "cid": "g-1"}))
         .await;
@@ -491,7 +501,7 @@ async fn typing_is_shown_to_others_but_not_echoed() {
     a.send(json!({"type": "typing", "room": "r"})).await;
     assert_eq!(
         b.recv_type("typing").await,
-        json!({"type": "typing", "room": "r", "user": "alice"})
+        json!({"type": "typing", "room": "r", "user": "alice", "expires_in": 5})
     );
     a.send(json!({"type": "ping"})).await;
     loop {
@@ -760,4 +770,167 @@ async fn shutdown_sends_every_socket_a_close_frame_and_drains() {
         .await
         .expect("every socket is gone");
     assert!(app.ws_raw(None, None).await.is_err());
+}
+
+#[tokio::test]
+async fn a_guest_is_greeted_once_per_join_and_users_are_not() {
+    let app = spawn_app().await;
+    let alice = app.creator("alice").await;
+    app.room("alice", "lobby").await;
+    app.room("alice", "闲聊-1").await;
+    let mut user = app.ws(Some(&alice)).await;
+    user.join("lobby", None).await;
+    user.send(json!({"type": "ping", "cid": "p"})).await;
+    assert_eq!(user.recv().await["type"], "pong", "users are not greeted");
+
+    let mut guest = app.ws(None).await;
+    guest.join("lobby", None).await;
+    assert_eq!(guest.recv().await["from"], "bot");
+    // Joining again on the same socket does not greet again; another room does.
+    guest.join("lobby", None).await;
+    guest.join("闲聊-1", None).await;
+    let greeting = guest.recv().await;
+    assert_eq!(
+        (greeting["from"].as_str(), greeting["room"].as_str()),
+        (Some("bot"), Some("闲聊-1"))
+    );
+    guest.send(json!({"type": "ping", "cid": "p"})).await;
+    assert_eq!(guest.recv().await["type"], "pong");
+    user.expect_silence(Duration::from_millis(200)).await;
+}
+
+#[tokio::test]
+async fn an_empty_greeting_greets_nobody() {
+    let services = chat_domain::ServiceConfig {
+        bot_greeting: String::new(),
+        ..common::test_services()
+    };
+    let app = common::spawn_app_with_services(HttpConfig::default(), Vec::new(), services).await;
+    app.creator("alice").await;
+    app.room("alice", "lobby").await;
+    let mut guest = app.ws(None).await;
+    guest.join("lobby", None).await;
+    guest.send(json!({"type": "ping", "cid": "p"})).await;
+    assert_eq!(guest.recv().await["type"], "pong");
+}
+
+#[tokio::test]
+async fn slow_mode_is_set_by_moderators_over_the_api_and_announced() {
+    let app = spawn_app().await;
+    let alice = app.creator("alice").await;
+    app.user("bob", &[]).await;
+    let bob = app.login("bob").await;
+    app.room("alice", "闲聊-1").await;
+    let path = "/api/rooms/%E9%97%B2%E8%81%8A-1/slow_mode";
+    let mut b = app.ws(Some(&bob)).await;
+    assert_eq!(b.join("闲聊-1", None).await["slow_mode"], json!(null));
+
+    let put = reqwest::Method::PUT;
+    let (status, _) = app
+        .send_json(put.clone(), path, None, Some(json!({"seconds": 30})))
+        .await;
+    assert_eq!(status, 401);
+    let (status, body) = app
+        .send_json(put.clone(), path, Some(&bob), Some(json!({"seconds": 30})))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("forbidden"))
+    );
+    for bad in [
+        json!({"seconds": 0}),
+        json!({"seconds": 3601}),
+        json!({"seconds": "x"}),
+        json!({}),
+    ] {
+        let (status, body) = app
+            .send_json(put.clone(), path, Some(&alice), Some(bad.clone()))
+            .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (422, Some("invalid")),
+            "{bad}"
+        );
+    }
+    let (status, _) = app
+        .send_json(
+            reqwest::Method::PUT,
+            "/api/rooms/nowhere/slow_mode",
+            Some(&alice),
+            Some(json!({"seconds": 30})),
+        )
+        .await;
+    assert_eq!(status, 404);
+
+    let (status, _) = app
+        .send_json(put, path, Some(&alice), Some(json!({"seconds": 30})))
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        b.recv_type("slow_mode").await,
+        json!({"type": "slow_mode", "room": "闲聊-1", "seconds": 30})
+    );
+    let mut again = app.ws(Some(&bob)).await;
+    assert_eq!(again.join("闲聊-1", None).await["slow_mode"], 30);
+
+    let (status, _) = app
+        .send_json(reqwest::Method::DELETE, path, Some(&alice), None)
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        b.recv_type("slow_mode").await,
+        json!({"type": "slow_mode", "room": "闲聊-1", "seconds": null})
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_stops_answering_goes_offline_once_within_the_presence_timeout() {
+    let ttl = Duration::from_millis(900);
+    let services = chat_domain::ServiceConfig {
+        presence_ttl: ttl,
+        ..common::test_services()
+    };
+    let config = HttpConfig::default().for_presence_ttl(ttl);
+    let app = common::spawn_app_with_services(config, Vec::new(), services).await;
+    let alice = app.creator("alice").await;
+    app.user("bob", &[]).await;
+    let bob = app.login("bob").await;
+    app.room("alice", "r").await;
+    let mut a = app.ws(Some(&alice)).await;
+    a.join("r", None).await;
+    let mut silent = app.ws(Some(&bob)).await;
+    silent.join("r", None).await;
+    let presence_of_bob = |f: &serde_json::Value| f["type"] == "presence" && f["user"] == "bob";
+    let join = loop {
+        let f = a.recv_any().await;
+        if presence_of_bob(&f) {
+            break f;
+        }
+    };
+    assert_eq!(join["event"], "join");
+    // From here on bob's client reads nothing, so it answers no ping.
+    let started = tokio::time::Instant::now();
+    let leave = loop {
+        let f = a.recv_any().await;
+        if presence_of_bob(&f) {
+            break f;
+        }
+    };
+    assert_eq!(leave["event"], "leave");
+    let waited = started.elapsed();
+    assert!(waited >= ttl / 2, "bob was dropped after only {waited:?}");
+    // Exactly one leave, and he is no longer online.
+    let mut frames = Vec::new();
+    let deadline = tokio::time::Instant::now() + 2 * ttl;
+    while let Ok(Some(Ok(m))) =
+        tokio::time::timeout_at(deadline, futures::StreamExt::next(&mut a.inner)).await
+    {
+        if let tungstenite::Message::Text(t) = m {
+            frames.push(serde_json::from_str::<serde_json::Value>(t.as_str()).unwrap());
+        }
+    }
+    assert!(!frames.iter().any(presence_of_bob), "{frames:?}");
+    let mut fresh = app.ws(Some(&alice)).await;
+    assert_eq!(fresh.join("r", None).await["online"], json!(["alice"]));
+    drop(silent);
 }

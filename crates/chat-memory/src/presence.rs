@@ -66,11 +66,13 @@ impl Presence for MemoryPresence {
         now: Timestamp,
     ) -> StoreResult<bool> {
         let mut all = self.conns.lock().unwrap_or_else(PoisonError::into_inner);
+        // Nothing recorded: never here, or `expire` already reported the
+        // leave. Either way this call takes nobody offline.
         let Some(users) = all.get_mut(room) else {
-            return Ok(true);
+            return Ok(false);
         };
         let Some(conns) = users.get_mut(user) else {
-            return Ok(true);
+            return Ok(false);
         };
         conns.remove(conn);
         let offline = conns.values().all(|&exp| exp <= now);

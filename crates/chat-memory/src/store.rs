@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chat_domain::{
@@ -34,6 +35,8 @@ struct RoomRow {
     last_seq: Seq,
     /// (sender, cid) → seq of the stored message, for idempotent sends.
     cids: HashMap<(Username, ClientId), Seq>,
+    /// One message per this interval per member; `None`: off.
+    slow_mode: Option<Duration>,
 }
 
 impl RoomRow {
@@ -46,6 +49,7 @@ impl RoomRow {
             messages: BTreeMap::new(),
             last_seq: Seq::ZERO,
             cids: HashMap::new(),
+            slow_mode: None,
         }
     }
 }
@@ -369,6 +373,15 @@ impl RoomRepository for MemoryStore {
             .filter(|(_, m)| m.active_at(now))
             .map(|(u, m)| (u.clone(), *m))
             .collect())
+    }
+
+    async fn set_slow_mode(&self, room: &RoomName, interval: Option<Duration>) -> StoreResult<()> {
+        self.state().room_mut(room)?.slow_mode = interval;
+        Ok(())
+    }
+
+    async fn slow_mode(&self, room: &RoomName) -> StoreResult<Option<Duration>> {
+        Ok(self.state().rooms.get(room).and_then(|r| r.slow_mode))
     }
 }
 

@@ -1114,3 +1114,281 @@ async fn an_audit_outage_neither_refuses_nor_undoes_the_action() {
     let err = services.accounts.audit(&root, 10).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::Unavailable);
 }
+
+/// The next room event within the patience, or `None` when the bus is quiet
+/// (the memory bus delivers at once, so a short wait is enough).
+async fn next_event(events: &mut chat_domain::EventStream<RoomEvent>) -> Option<RoomEvent> {
+    match tokio::time::timeout(Duration::from_millis(200), events.next()).await {
+        Ok(Some(chat_domain::Delivery::Event(e))) => Some((*e).clone()),
+        Ok(Some(chat_domain::Delivery::Lagged)) => panic!("the bus lagged"),
+        Ok(None) => panic!("the bus closed"),
+        Err(_) => None,
+    }
+}
+
+#[tokio::test]
+async fn a_connection_that_stops_heartbeating_goes_offline_after_the_timeout_with_one_leave() {
+    let store = Arc::new(MemoryStore::new());
+    let clock = Arc::new(ManualClock::new(T0));
+    let ports = Ports::single(Arc::clone(&store), clock.clone());
+    let ttl = Duration::from_secs(3);
+    let services = Services::with_config(
+        &ports,
+        chat_domain::ServiceConfig {
+            presence_ttl: ttl,
+            hasher: PasswordHasher::with_params(1024, 1, 1),
+            ..chat_domain::ServiceConfig::default()
+        },
+        Arc::new(CorpusBot::new("bot", "?", Arc::clone(&ports.corpus))),
+    );
+    let app = App {
+        store,
+        clock,
+        services,
+    };
+    let chat = &app.services.chat;
+    assert_eq!(chat.presence_ttl(), ttl);
+    let alice = app.creator("alice").await;
+    let bob = app.user("bob", &[]).await;
+    let lobby = app.room(&alice, "闲聊-1", Visibility::Public).await;
+    let mut events = app.store.subscribe(&lobby).await.unwrap();
+    let (silent, live) = (
+        chat_domain::ConnectionId("silent".into()),
+        chat_domain::ConnectionId("live".into()),
+    );
+    chat.present(&alice, &lobby, &silent).await.unwrap();
+    chat.present(&bob, &lobby, &live).await.unwrap();
+    let join = |who: &str| RoomEvent::Presence {
+        user: name(who),
+        change: chat_domain::PresenceChange::Join,
+    };
+    assert_eq!(next_event(&mut events).await, Some(join("alice")));
+    assert_eq!(next_event(&mut events).await, Some(join("bob")));
+
+    // Bob heartbeats every second; alice's connection has gone silent.
+    for second in 1..=2 {
+        app.clock.advance(Duration::from_secs(1));
+        chat.present(&bob, &lobby, &live).await.unwrap();
+        assert_eq!(chat.expire_presence().await.unwrap(), 0, "at {second} s");
+        assert_eq!(
+            chat.online(&bob, &lobby).await.unwrap(),
+            vec![name("alice"), name("bob")],
+            "within the timeout alice is still online"
+        );
+    }
+    app.clock.advance(Duration::from_secs(1));
+    chat.present(&bob, &lobby, &live).await.unwrap();
+    assert_eq!(
+        chat.online(&bob, &lobby).await.unwrap(),
+        vec![name("bob")],
+        "at the timeout alice is no longer listed"
+    );
+    assert_eq!(chat.expire_presence().await.unwrap(), 1);
+    assert_eq!(chat.expire_presence().await.unwrap(), 0);
+    // Her socket finally closes: nothing more to announce.
+    chat.absent(&alice, &lobby, &silent).await.unwrap();
+    assert_eq!(
+        next_event(&mut events).await,
+        Some(RoomEvent::Presence {
+            user: name("alice"),
+            change: chat_domain::PresenceChange::Leave,
+        })
+    );
+    assert_eq!(next_event(&mut events).await, None, "exactly one leave");
+    assert_eq!(chat.online(&bob, &lobby).await.unwrap(), vec![name("bob")]);
+}
+
+#[tokio::test]
+async fn slow_mode_lets_a_member_send_once_per_interval_and_spares_moderators() {
+    let app = app();
+    let alice = app.creator("alice").await;
+    let mo = app.user("mo", &[PermissionName::moderate()]).await;
+    let bob = app.user("bob", &[]).await;
+    let carol = app.user("carol", &[]).await;
+    let lobby = app.room(&alice, "闲聊-1", Visibility::Public).await;
+    let moderation = &app.services.moderation;
+    let mut events = app.store.subscribe(&lobby).await.unwrap();
+
+    // Only the room's moderators set it, and only to 1 s .. 1 h.
+    let ten = Some(Duration::from_secs(10));
+    assert!(matches!(
+        moderation.set_slow_mode(&bob, &lobby, ten).await,
+        Err(RoomError::Forbidden(_))
+    ));
+    assert!(matches!(
+        moderation.set_slow_mode(&Actor::Guest, &lobby, ten).await,
+        Err(RoomError::Unauthenticated)
+    ));
+    for bad in [0, 3601] {
+        assert!(matches!(
+            moderation
+                .set_slow_mode(&alice, &lobby, Some(Duration::from_secs(bad)))
+                .await,
+            Err(RoomError::Invalid(_))
+        ));
+    }
+    assert!(matches!(
+        moderation
+            .set_slow_mode(&alice, &room_name("nowhere"), ten)
+            .await,
+        Err(RoomError::NotFound)
+    ));
+    assert_eq!(next_event(&mut events).await, None, "refusals say nothing");
+    assert_eq!(
+        app.services
+            .rooms
+            .join(&bob, &lobby)
+            .await
+            .unwrap()
+            .slow_mode,
+        None
+    );
+
+    moderation.set_slow_mode(&alice, &lobby, ten).await.unwrap();
+    assert_eq!(
+        next_event(&mut events).await,
+        Some(RoomEvent::SlowMode { seconds: Some(10) })
+    );
+    let Some(RoomEvent::Message(notice)) = next_event(&mut events).await else {
+        panic!("no notice in the room's history");
+    };
+    assert_eq!(notice.kind, chat_domain::MessageKind::Notice);
+    assert!(
+        notice.text.as_str().contains("10 s"),
+        "{}",
+        notice.text.as_str()
+    );
+    assert_eq!(
+        app.services
+            .rooms
+            .join(&bob, &lobby)
+            .await
+            .unwrap()
+            .slow_mode,
+        ten
+    );
+    assert_eq!(
+        app.services
+            .rooms
+            .slow_mode(&Actor::Guest, &lobby)
+            .await
+            .unwrap(),
+        ten
+    );
+
+    let first = app.stored(&bob, &lobby, "one").await;
+    let err = app.send(&bob, &lobby, "two").await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::RateLimited);
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(10)));
+    app.clock.advance(Duration::from_secs(4));
+    let err = app.send(&bob, &lobby, "two").await.unwrap_err();
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(6)));
+    assert_eq!(
+        app.store_last_seq(&lobby).await,
+        first,
+        "refused sends store nothing"
+    );
+    // Others have their own interval; the creator and moderators have none.
+    app.stored(&carol, &lobby, "me too").await;
+    for who in [&alice, &alice, &mo, &mo] {
+        app.stored(who, &lobby, "moderating").await;
+    }
+    app.clock.advance(Duration::from_secs(6));
+    app.stored(&bob, &lobby, "two, at last").await;
+    assert!(app.send(&bob, &lobby, "three").await.is_err());
+    // Direct messages are not slowed.
+    let bob_name = bob.user().unwrap().name.clone();
+    for i in 0..3 {
+        app.services
+            .chat
+            .direct(&carol, &bob_name, text(&format!("dm {i}")), None)
+            .await
+            .unwrap();
+    }
+
+    moderation.set_slow_mode(&mo, &lobby, None).await.unwrap();
+    assert_eq!(
+        app.services
+            .rooms
+            .join(&bob, &lobby)
+            .await
+            .unwrap()
+            .slow_mode,
+        None
+    );
+    app.stored(&bob, &lobby, "three").await;
+    app.stored(&bob, &lobby, "four").await;
+
+    let root = app.user("root", &[PermissionName::admin()]).await;
+    let slow: Vec<_> = trail(&app, &root)
+        .await
+        .into_iter()
+        .filter(|e| e.1 == "slow_mode")
+        .collect();
+    assert_eq!(
+        slow,
+        vec![
+            (
+                "alice".to_owned(),
+                "slow_mode",
+                "闲聊-1".to_owned(),
+                "in 闲聊-1: one message every 10 s".to_owned()
+            ),
+            (
+                "mo".to_owned(),
+                "slow_mode",
+                "闲聊-1".to_owned(),
+                "in 闲聊-1: off".to_owned()
+            ),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_guest_opening_a_public_room_is_greeted_privately_by_the_bot() {
+    let store = Arc::new(MemoryStore::new());
+    let clock = Arc::new(ManualClock::new(T0));
+    let ports = Ports::single(Arc::clone(&store), clock.clone());
+    let services = Services::new(
+        &ports,
+        chat_domain::ServiceConfig {
+            bot_name: "鸭鸭".into(),
+            bot_greeting: "欢迎! Welcome!".into(),
+            hasher: PasswordHasher::with_params(1024, 1, 1),
+            ..chat_domain::ServiceConfig::default()
+        },
+    );
+    let app = App {
+        store,
+        clock,
+        services,
+    };
+    let alice = app.creator("alice").await;
+    let lobby = app.room(&alice, "闲聊-1", Visibility::Public).await;
+    let chat = &app.services.chat;
+
+    let joined = app
+        .services
+        .rooms
+        .join(&Actor::Guest, &lobby)
+        .await
+        .unwrap();
+    let greeting = chat.greeting(&Actor::Guest, &joined).expect("a greeting");
+    assert_eq!(greeting.room, lobby);
+    assert_eq!(greeting.from, "鸭鸭");
+    assert_eq!(greeting.text, "欢迎! Welcome!");
+    assert_eq!(greeting.ts, T0);
+    // Users are not greeted, and nothing was stored.
+    let joined = app.services.rooms.join(&alice, &lobby).await.unwrap();
+    assert!(chat.greeting(&alice, &joined).is_none());
+    assert_eq!(app.store_last_seq(&lobby).await, Seq::ZERO);
+
+    // A bot without a greeting greets nobody; the default one has one.
+    let quiet = CorpusBot::new("bot", "?", Arc::clone(&ports.corpus)).with_greeting("  ");
+    assert!(quiet.greeting().is_none());
+    assert!(
+        !chat_domain::ServiceConfig::default()
+            .bot_greeting
+            .is_empty()
+    );
+}

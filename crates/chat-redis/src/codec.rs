@@ -103,6 +103,10 @@ enum WireRoomEvent {
         /// `None`: unmuted; `Some(None)` is impossible in JSON, hence the struct.
         mute: Option<WireMute>,
     },
+    SlowMode {
+        /// `None`: lifted.
+        seconds: Option<u64>,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -143,6 +147,7 @@ pub(crate) fn encode_room_event(event: &RoomEvent) -> StoreResult<String> {
                 until: m.until.map(Timestamp::as_millis),
             }),
         },
+        RoomEvent::SlowMode { seconds } => WireRoomEvent::SlowMode { seconds: *seconds },
     };
     serde_json::to_string(&wire).map_err(StoreError::unexpected)
 }
@@ -171,6 +176,7 @@ pub(crate) fn decode_room_event(json: &[u8]) -> StoreResult<Arc<RoomEvent>> {
                 until: m.until.map(Timestamp::from_millis),
             }),
         },
+        WireRoomEvent::SlowMode { seconds } => RoomEvent::SlowMode { seconds },
     };
     Ok(Arc::new(event))
 }
@@ -275,6 +281,8 @@ mod tests {
                 }),
             },
             RoomEvent::Muted { user, mute: None },
+            RoomEvent::SlowMode { seconds: Some(30) },
+            RoomEvent::SlowMode { seconds: None },
         ];
         for event in events {
             let json = encode_room_event(&event).unwrap();

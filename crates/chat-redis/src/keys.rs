@@ -18,7 +18,7 @@
 //! | `perms` | set | permissions defined beyond the built-ins |
 //! | `session:{id}` | hash | `user`, `at`, `exp`; expires with the session |
 //! | `rooms` | set | ordinary (non-direct) room names |
-//! | `room:{name}` | hash | `desc`, `vis`, `by`, `at` |
+//! | `room:{name}` | hash | `desc`, `vis`, `by`, `at`, `slow` (slow-mode seconds, absent when off) |
 //! | `room:{name}:members` / `:banned` | set | usernames |
 //! | `room:{name}:mutes` | hash | username → mute end in ms, or `inf` |
 //! | `room:{name}:seq` | string | the last seq ever assigned (never goes down) |

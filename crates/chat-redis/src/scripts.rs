@@ -223,6 +223,21 @@ return 1
 "#,
 };
 
+/// Sets (or, given '', deletes) one field of an existing room's hash.
+/// KEYS: room. ARGV: field, value. Returns 1, or -1 when there is no such room.
+pub(crate) const SET_ROOM_FIELD: Script = Script {
+    name: "set_room_field",
+    lua: r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if ARGV[2] == '' then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+else
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+end
+return 1
+"#,
+};
+
 /// Appends a message: checks the room and the sender's cid, assigns the next
 /// seq, stores the message, indexes it by time and records the cid, all in
 /// one atomic step, so concurrent appends from any number of nodes get
@@ -381,7 +396,7 @@ return redis.call('LLEN', KEYS[1])
 };
 
 /// Every script, loaded at connect.
-pub(crate) const ALL: [&Script; 21] = [
+pub(crate) const ALL: [&Script; 22] = [
     &CREATE_USER,
     &ALL_USERS,
     &SET_USER_FIELD,
@@ -394,6 +409,7 @@ pub(crate) const ALL: [&Script; 21] = [
     &ROOM_USER_SET,
     &ROOM_MEMBERS,
     &SET_MUTE,
+    &SET_ROOM_FIELD,
     &APPEND,
     &MESSAGES_BEFORE,
     &MESSAGES_AFTER,

@@ -79,6 +79,9 @@ pub struct ServeArgs {
     /// Delete messages older than this (30s, 15m, 12h, 7d; 0 keeps all) [env: CHAT_RETENTION]
     #[arg(long, value_name = "AGE")]
     pub retention: Option<String>,
+    /// How long a silent connection or a dead node's users stay online (at least 3s) [env: CHAT_PRESENCE_TIMEOUT] [default: 60s]
+    #[arg(long, value_name = "AGE")]
+    pub presence_timeout: Option<String>,
 }
 
 /// `hihichat user …`.
@@ -148,6 +151,7 @@ impl Cli {
             config: self.common.config.clone(),
             rate_limit: serve.and_then(|s| s.rate_limit.clone()),
             retention: serve.and_then(|s| s.retention.clone()),
+            presence_timeout: serve.and_then(|s| s.presence_timeout.clone()),
         }
     }
 }

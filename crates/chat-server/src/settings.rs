@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chat_domain::{DEFAULT_BOT_NAME, Password, PasswordHasher, RateLimit};
+use chat_domain::{DEFAULT_BOT_GREETING, DEFAULT_BOT_NAME, Password, PasswordHasher, RateLimit};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -38,6 +38,13 @@ pub const DEFAULT_REDIS_PREFIX: &str = "hihichat:";
 
 /// The shortest accepted `CHAT_SECRET_KEY`, in characters.
 pub const MIN_SECRET_KEY_CHARS: usize = 32;
+
+/// The shortest accepted `presence_timeout`: heartbeats go out every third
+/// of it, and a beat shorter than a second would only add load.
+pub const MIN_PRESENCE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The longest accepted `[bot] greeting`, in characters (a message's limit).
+pub const MAX_GREETING_CHARS: usize = 4000;
 
 /// Everything the server needs to start, parsed.
 #[derive(Debug, Clone)]
@@ -66,6 +73,13 @@ pub struct Settings {
     pub secure_cookies: bool,
     /// The guests' bot's display name.
     pub bot_name: String,
+    /// What the bot says privately to a guest who opens a public room;
+    /// empty: nothing.
+    pub bot_greeting: String,
+    /// How long a user stays online without a heartbeat: a connection that
+    /// stops answering is dropped after about this long, and the users of a
+    /// node that dies go offline within this plus the expiry period.
+    pub presence_timeout: Duration,
     /// Password hashing cost.
     pub password_hasher: PasswordHasher,
     /// How long shutdown waits for connections to drain.
@@ -91,6 +105,8 @@ impl Settings {
             allowed_origins: Vec::new(),
             secure_cookies: false,
             bot_name: DEFAULT_BOT_NAME.to_owned(),
+            bot_greeting: DEFAULT_BOT_GREETING.to_owned(),
+            presence_timeout: chat_domain::PRESENCE_TTL,
             password_hasher: PasswordHasher::with_params(1024, 1, 1),
             shutdown_grace: Duration::from_secs(5),
         }
@@ -177,6 +193,8 @@ pub struct Flags {
     pub rate_limit: Option<String>,
     /// `--retention`.
     pub retention: Option<String>,
+    /// `--presence-timeout`.
+    pub presence_timeout: Option<String>,
 }
 
 /// The text of one config file and where it came from (for messages).
@@ -372,9 +390,19 @@ const SECURE_COOKIES: Key = Key {
     flag: None,
 };
 const BOT_NAME: Key = Key {
-    file: "bot_name",
+    file: "bot.name",
     env: Some("CHAT_BOT_NAME"),
     flag: None,
+};
+const BOT_GREETING: Key = Key {
+    file: "bot.greeting",
+    env: Some("CHAT_BOT_GREETING"),
+    flag: None,
+};
+const PRESENCE_TIMEOUT: Key = Key {
+    file: "presence_timeout",
+    env: Some("CHAT_PRESENCE_TIMEOUT"),
+    flag: Some("--presence-timeout"),
 };
 const SHUTDOWN_GRACE: Key = Key {
     file: "shutdown_grace",
@@ -443,6 +471,8 @@ struct RawSettings {
     origins: Slot<Vec<String>>,
     secure_cookies: Slot<String>,
     bot_name: Slot<String>,
+    bot_greeting: Slot<String>,
+    presence_timeout: Slot<String>,
     shutdown_grace: Slot<String>,
     argon2_memory: Slot<i64>,
     argon2_iterations: Slot<i64>,
@@ -479,10 +509,20 @@ struct FileLayer {
     retention: Option<toml::Value>,
     allowed_origins: Option<Vec<String>>,
     secure_cookies: Option<toml::Value>,
+    /// The older spelling of `[bot] name`, still read.
     bot_name: Option<String>,
+    presence_timeout: Option<toml::Value>,
     shutdown_grace: Option<toml::Value>,
+    bot: Option<BotLayer>,
     redis: Option<RedisLayer>,
     argon2: Option<Argon2Layer>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct BotLayer {
+    name: Option<String>,
+    greeting: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -536,6 +576,14 @@ impl RawSettings {
             &src,
         );
         set(&mut self.bot_name, layer.bot_name, &src);
+        let bot = layer.bot.unwrap_or_default();
+        set(&mut self.bot_name, bot.name, &src);
+        set(&mut self.bot_greeting, bot.greeting, &src);
+        set(
+            &mut self.presence_timeout,
+            scalar_text(layer.presence_timeout, &PRESENCE_TIMEOUT, origin)?,
+            &src,
+        );
         set(
             &mut self.shutdown_grace,
             scalar_text(layer.shutdown_grace, &SHUTDOWN_GRACE, origin)?,
@@ -575,6 +623,8 @@ impl RawSettings {
         );
         set(&mut self.secure_cookies, get(&SECURE_COOKIES), &src);
         set(&mut self.bot_name, get(&BOT_NAME), &src);
+        set(&mut self.bot_greeting, get(&BOT_GREETING), &src);
+        set(&mut self.presence_timeout, get(&PRESENCE_TIMEOUT), &src);
         set(&mut self.shutdown_grace, get(&SHUTDOWN_GRACE), &src);
         self.admin_password = env.get("CHAT_ADMIN_PASSWORD").cloned();
         self.secret_key = env.get("CHAT_SECRET_KEY").cloned();
@@ -587,6 +637,11 @@ impl RawSettings {
         set(&mut self.redis, flags.redis.clone(), &src);
         set(&mut self.rate_limit, flags.rate_limit.clone(), &src);
         set(&mut self.retention, flags.retention.clone(), &src);
+        set(
+            &mut self.presence_timeout,
+            flags.presence_timeout.clone(),
+            &src,
+        );
     }
 
     fn parse(self) -> Result<Settings, SettingError> {
@@ -664,6 +719,29 @@ impl RawSettings {
             }
         })?
         .unwrap_or_else(|| DEFAULT_BOT_NAME.to_owned());
+        let bot_greeting = optional(self.bot_greeting, &BOT_GREETING, |v| {
+            let v = v.trim().to_owned();
+            if v.chars().count() > MAX_GREETING_CHARS {
+                Err(format!("is longer than {MAX_GREETING_CHARS} characters"))
+            } else if v.chars().any(|c| c.is_control() && c != '\n') {
+                Err("must be printable text (line breaks are fine)".to_owned())
+            } else {
+                Ok(v)
+            }
+        })?
+        .unwrap_or_else(|| DEFAULT_BOT_GREETING.to_owned());
+        let presence_timeout = optional(self.presence_timeout, &PRESENCE_TIMEOUT, |v| {
+            let age = parse_age(&v)
+                .map_err(|_| format!("{v:?} is not a duration (like 15s, 60s or 2m)"))?;
+            match age {
+                Some(d) if d >= MIN_PRESENCE_TIMEOUT => Ok(d),
+                _ => Err(format!(
+                    "{v:?} is too short: it must be at least {}s",
+                    MIN_PRESENCE_TIMEOUT.as_secs()
+                )),
+            }
+        })?
+        .unwrap_or(chat_domain::PRESENCE_TTL);
         let shutdown_grace = optional(self.shutdown_grace, &SHUTDOWN_GRACE, |v| {
             parse_age(&v)
                 .map_err(|why| format!("{v:?} {why}"))
@@ -709,6 +787,8 @@ impl RawSettings {
             allowed_origins,
             secure_cookies,
             bot_name,
+            bot_greeting,
+            presence_timeout,
             password_hasher,
             shutdown_grace,
         })
@@ -857,7 +937,7 @@ impl fmt::Display for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "listen={} database={} redis={} accounts={} rate_limit={} retention={}",
+            "listen={} database={} redis={} accounts={} rate_limit={} retention={} presence_timeout={}s",
             self.listen,
             self.database_url,
             self.redis_url
@@ -876,6 +956,7 @@ impl fmt::Display for Settings {
                 Some(d) => format!("{}s", d.as_secs()),
                 None => "forever".to_owned(),
             },
+            self.presence_timeout.as_secs(),
         )
     }
 }

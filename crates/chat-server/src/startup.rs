@@ -31,9 +31,15 @@ fn sweep_every(max_age: Option<Duration>) -> Duration {
         (age / 4).clamp(Duration::from_secs(1), RETENTION_EVERY)
     })
 }
-/// How often stale presence is expired; well under the presence TTL so a
-/// vanished node's users drop out of "online" within seconds of expiry.
+/// The longest pause between presence expiry runs.
 const PRESENCE_EVERY: Duration = Duration::from_secs(10);
+
+/// How often stale presence is expired: at most a third of the presence
+/// timeout (and at most every 10 s), so a vanished node's users are
+/// announced gone within the timeout plus this.
+fn expire_every(presence_timeout: Duration) -> Duration {
+    (presence_timeout / 3).clamp(Duration::from_millis(100), PRESENCE_EVERY)
+}
 /// Start-up gives up on a Redis that does not answer within this.
 const REDIS_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -128,6 +134,8 @@ pub async fn wire(settings: &Settings) -> anyhow::Result<Wired> {
             rate_limit: settings.rate_limit,
             retention: settings.retention,
             bot_name: settings.bot_name.clone(),
+            bot_greeting: settings.bot_greeting.clone(),
+            presence_ttl: settings.presence_timeout,
             hasher: settings.password_hasher.clone(),
             ..ServiceConfig::default()
         },
@@ -355,6 +363,7 @@ pub struct Application {
     wired: Wired,
     shutdown: chat_http::Shutdown,
     grace: Duration,
+    presence_timeout: Duration,
     secret: SecretString,
 }
 
@@ -385,7 +394,8 @@ impl Application {
             secure_cookies: settings.secure_cookies,
             bot_display_name: settings.bot_name.clone(),
             ..chat_http::HttpConfig::default()
-        };
+        }
+        .for_presence_ttl(settings.presence_timeout);
         let state = chat_http::AppState::new(
             &wired.services,
             wired.health.clone(),
@@ -401,6 +411,7 @@ impl Application {
             wired,
             shutdown,
             grace: settings.shutdown_grace,
+            presence_timeout: settings.presence_timeout,
             secret,
         })
     }
@@ -444,9 +455,10 @@ impl Application {
             wired,
             shutdown: stop,
             grace,
+            presence_timeout,
             ..
         } = self;
-        let tasks = spawn_background(&wired.services, &stop);
+        let tasks = spawn_background(&wired.services, &stop, expire_every(presence_timeout));
 
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let trigger = stop.clone();
@@ -491,7 +503,11 @@ impl Application {
     }
 }
 
-fn spawn_background(services: &Services, stop: &chat_http::Shutdown) -> Vec<JoinHandle<()>> {
+fn spawn_background(
+    services: &Services,
+    stop: &chat_http::Shutdown,
+    expire_every: Duration,
+) -> Vec<JoinHandle<()>> {
     let retention = services.retention.clone();
     let chat = services.chat.clone();
     let (stop_a, stop_b) = (stop.clone(), stop.clone());
@@ -511,7 +527,7 @@ fn spawn_background(services: &Services, stop: &chat_http::Shutdown) -> Vec<Join
             }
         }),
         tokio::spawn(async move {
-            let mut every = tokio::time::interval(PRESENCE_EVERY);
+            let mut every = tokio::time::interval(expire_every);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
@@ -538,6 +554,15 @@ mod tests {
         assert_eq!(sweep_every(Some(secs(7 * 86_400))), secs(3600));
         assert_eq!(sweep_every(Some(secs(60))), secs(15));
         assert_eq!(sweep_every(Some(secs(2))), secs(1));
+    }
+
+    #[test]
+    fn presence_is_expired_at_least_three_times_per_timeout() {
+        let secs = Duration::from_secs;
+        assert_eq!(expire_every(secs(60)), secs(10));
+        assert_eq!(expire_every(secs(3)), secs(1));
+        assert_eq!(expire_every(secs(15)), secs(5));
+        assert_eq!(expire_every(secs(3600)), secs(10));
     }
 
     #[test]

@@ -47,6 +47,8 @@ fn with_nothing_given_the_contract_defaults_apply() {
     assert_eq!(s.retention, Some(Duration::from_secs(7 * 86_400)));
     assert!(s.admin_password.is_none() && s.secret_key.is_none());
     assert_eq!(s.bot_name, "小黄鸭");
+    assert_eq!(s.bot_greeting, chat_domain::DEFAULT_BOT_GREETING);
+    assert_eq!(s.presence_timeout, Duration::from_secs(60));
     assert_eq!(
         s.secret_key_path(),
         Some(PathBuf::from("data").join("secret.key"))
@@ -87,6 +89,7 @@ fn a_flag_beats_the_environment_which_beats_files_which_beat_defaults() {
         database: Some("sqlite:///tmp/x.db".into()),
         redis: Some("redis://127.0.0.1:6390".into()),
         config: None,
+        presence_timeout: Some("5s".into()),
     };
     let s = load(
         &flags,
@@ -94,10 +97,12 @@ fn a_flag_beats_the_environment_which_beats_files_which_beat_defaults() {
             ("CHAT_LISTEN", "127.0.0.1:2000"),
             ("CHAT_DATABASE_URL", "sqlite://env.db"),
             ("CHAT_REDIS_URL", "redis://127.0.0.1:6391"),
+            ("CHAT_PRESENCE_TIMEOUT", "10s"),
         ],
         &files,
     );
     assert_eq!(s.listen.port(), 3000, "flags beat env");
+    assert_eq!(s.presence_timeout, Duration::from_secs(5));
     assert_eq!(s.retention, Some(Duration::from_secs(30)));
     assert_eq!(
         s.rate_limit,
@@ -116,8 +121,11 @@ fn every_other_setting_is_read_from_files_and_environment() {
         r#"
         allowed_origins = ["https://chat.example.com/"]
         secure_cookies = true
-        bot_name = "Duck"
+        presence_timeout = "3s"
         shutdown_grace = "3s"
+        [bot]
+        name = "Duck"
+        greeting = "Quack, welcome!"
         [redis]
         url = "redis://127.0.0.1:7000"
         accounts = "redis"
@@ -132,6 +140,8 @@ fn every_other_setting_is_read_from_files_and_environment() {
     assert_eq!(s.allowed_origins, ["https://chat.example.com"]);
     assert!(s.secure_cookies);
     assert_eq!(s.bot_name, "Duck");
+    assert_eq!(s.bot_greeting, "Quack, welcome!");
+    assert_eq!(s.presence_timeout, Duration::from_secs(3));
     assert_eq!(s.shutdown_grace, Duration::from_secs(3));
     assert!(s.accounts_in_redis);
     assert_eq!(s.redis_key_prefix, "t1:");
@@ -144,9 +154,18 @@ fn every_other_setting_is_read_from_files_and_environment() {
             ("CHAT_SECURE_COOKIES", "false"),
             ("CHAT_ALLOWED_ORIGINS", "http://a.test, http://b.test"),
             ("CHAT_REDIS_ACCOUNTS", "sqlite"),
+            ("CHAT_BOT_NAME", "鸭鸭"),
+            ("CHAT_BOT_GREETING", ""),
+            ("CHAT_PRESENCE_TIMEOUT", "2m"),
         ],
         &[f],
     );
+    assert_eq!(s.bot_name, "鸭鸭");
+    assert_eq!(s.bot_greeting, "", "an empty greeting turns it off");
+    assert_eq!(s.presence_timeout, Duration::from_secs(120));
+    // The older top-level `bot_name` is still read.
+    let old = load(&Flags::default(), &[], &[file("bot_name = \"Old Duck\"\n")]);
+    assert_eq!(old.bot_name, "Old Duck");
     assert_eq!(
         s.admin_password.as_ref().unwrap().expose_secret(),
         "s3cret-admin"
@@ -272,6 +291,33 @@ fn every_bad_value_is_one_line_naming_its_setting_and_source() {
             vec![],
             vec![file("retention = [1, 2]\n")],
             "retention in test.toml: expected a string or a number, found array",
+        ),
+        (
+            none.clone(),
+            vec![("CHAT_PRESENCE_TIMEOUT", "2s")],
+            vec![],
+            "CHAT_PRESENCE_TIMEOUT / --presence-timeout: \"2s\" is too short: it must be at least 3s",
+        ),
+        (
+            Flags {
+                presence_timeout: Some("0".into()),
+                ..Flags::default()
+            },
+            vec![],
+            vec![],
+            "CHAT_PRESENCE_TIMEOUT / --presence-timeout: \"0\" is too short",
+        ),
+        (
+            none.clone(),
+            vec![],
+            vec![file("presence_timeout = \"soon\"\n")],
+            "presence_timeout in test.toml: \"soon\" is not a duration",
+        ),
+        (
+            none.clone(),
+            vec![],
+            vec![file("[bot]\nnickname = \"x\"\n")],
+            "config file test.toml: unknown field `nickname`",
         ),
     ];
     for (flags, e, files, expected) in cases {

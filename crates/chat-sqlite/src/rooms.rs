@@ -1,5 +1,7 @@
 //! `RoomRepository` on SQLite: rooms, members, bans and mutes.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use chat_domain::{
     Description, Mute, NewRoom, Room, RoomName, RoomRepository, StoreError, StoreResult, Timestamp,
@@ -303,5 +305,38 @@ impl RoomRepository for SqliteStore {
                 ))
             })
             .collect()
+    }
+
+    async fn set_slow_mode(&self, room: &RoomName, interval: Option<Duration>) -> StoreResult<()> {
+        let secs = interval
+            .map(|d| i64::try_from(d.as_secs()))
+            .transpose()
+            .map_err(StoreError::unexpected)?;
+        let done = sqlx::query("UPDATE rooms SET slow_mode_secs = ?2 WHERE name = ?1")
+            .bind(room.as_str())
+            .bind(secs)
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn slow_mode(&self, room: &RoomName) -> StoreResult<Option<Duration>> {
+        let secs: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT slow_mode_secs FROM rooms WHERE name = ?1")
+                .bind(room.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(store_error)?;
+        secs.flatten()
+            .map(|s| {
+                u64::try_from(s)
+                    .map(Duration::from_secs)
+                    .map_err(|_| StoreError::unexpected(format!("stored slow mode {s} is invalid")))
+            })
+            .transpose()
     }
 }

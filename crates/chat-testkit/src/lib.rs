@@ -116,6 +116,7 @@ macro_rules! room_repository_tests {
             current a_mute_holds_until_it_ends_or_is_lifted,
             current mutes_are_sorted_by_user,
             current deleting_a_user_removes_memberships_mutes_and_bans,
+            current slow_mode_is_set_per_room_and_lifted,
         });
     };
 }
@@ -209,6 +210,7 @@ macro_rules! presence_tests {
             current removing_the_last_connection_takes_a_user_offline,
             current removing_ignores_expired_connections,
             current expiry_reports_each_user_that_went_offline_once,
+            current removing_after_expiry_reported_the_leave_takes_nobody_offline,
         });
     };
 }

@@ -164,3 +164,53 @@ pub async fn expiry_reports_each_user_that_went_offline_once<S: Presence>(store:
     expected.sort();
     assert_eq!(later, expected);
 }
+
+/// Once `expire` has reported a user gone, removing their dead connection
+/// (its socket closing late) reports nothing: one leave, not two. Removing
+/// a connection that was never recorded reports nothing either.
+pub async fn removing_after_expiry_reported_the_leave_takes_nobody_offline<S: Presence>(
+    store: Arc<S>,
+) {
+    let r = room_name("闲聊-1");
+    let alice = name("alice");
+    store
+        .touch(&r, &alice, &conn("dead"), at(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.expire(at(20)).await.unwrap(),
+        vec![(r.clone(), alice.clone())]
+    );
+    assert!(
+        !store
+            .remove(&r, &alice, &conn("dead"), at(25))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .remove(
+                &room_name("elsewhere"),
+                &name("bob"),
+                &conn("never"),
+                at(25)
+            )
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.expire(at(30)).await.unwrap(), vec![]);
+    // Back again: a new arrival, whose own leave is reported once.
+    assert!(store.touch(&r, &alice, &conn("new"), at(90)).await.unwrap());
+    assert!(
+        store
+            .remove(&r, &alice, &conn("new"), at(40))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .remove(&r, &alice, &conn("new"), at(41))
+            .await
+            .unwrap()
+    );
+}

@@ -170,6 +170,8 @@ pub async fn every_room_event_arrives_intact<S: RoomEvents>(bus: Arc<S>) {
             user: name("bob"),
             mute: None,
         },
+        RoomEvent::SlowMode { seconds: Some(30) },
+        RoomEvent::SlowMode { seconds: None },
     ];
     for e in &events {
         bus.publish(&r, e.clone()).await.unwrap();

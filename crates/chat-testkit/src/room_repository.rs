@@ -323,3 +323,50 @@ pub async fn deleting_a_user_removes_memberships_mutes_and_bans<
     assert!(!store.is_banned(&b.name, &bob).await.unwrap());
     assert_eq!(store.mute(&a.name, &bob, T0).await.unwrap(), None);
 }
+
+/// Slow mode is off for a new room, is set per room to the second, can be
+/// changed and lifted, and reads back the same from any handle; a missing
+/// room reads as off and cannot be given one.
+pub async fn slow_mode_is_set_per_room_and_lifted<S: RoomRepository + UserRepository>(
+    store: Arc<S>,
+) {
+    create_users(store.as_ref(), &["alice"]).await;
+    let r = store
+        .create_room(new_room("闲聊-1", "alice"))
+        .await
+        .unwrap();
+    let other = store.create_room(new_room("other", "alice")).await.unwrap();
+    assert_eq!(store.slow_mode(&r.name).await.unwrap(), None);
+
+    let secs = std::time::Duration::from_secs;
+    store.set_slow_mode(&r.name, Some(secs(30))).await.unwrap();
+    assert_eq!(store.slow_mode(&r.name).await.unwrap(), Some(secs(30)));
+    assert_eq!(store.slow_mode(&other.name).await.unwrap(), None);
+    // The room itself is unchanged by it.
+    assert_eq!(store.room(&r.name).await.unwrap(), Some(r.clone()));
+
+    store
+        .set_slow_mode(&r.name, Some(secs(3600)))
+        .await
+        .unwrap();
+    assert_eq!(store.slow_mode(&r.name).await.unwrap(), Some(secs(3600)));
+    store.set_slow_mode(&r.name, Some(secs(1))).await.unwrap();
+    assert_eq!(store.slow_mode(&r.name).await.unwrap(), Some(secs(1)));
+
+    store.set_slow_mode(&r.name, None).await.unwrap();
+    assert_eq!(store.slow_mode(&r.name).await.unwrap(), None);
+    // Lifting it again is fine.
+    store.set_slow_mode(&r.name, None).await.unwrap();
+    assert_eq!(store.slow_mode(&r.name).await.unwrap(), None);
+
+    let missing = room_name("nowhere");
+    assert_eq!(store.slow_mode(&missing).await.unwrap(), None);
+    for interval in [Some(secs(10)), None] {
+        assert!(matches!(
+            store.set_slow_mode(&missing, interval).await,
+            Err(StoreError::NotFound)
+        ));
+    }
+    assert_eq!(store.room(&missing).await.unwrap(), None);
+    assert_eq!(store.slow_mode(&missing).await.unwrap(), None);
+}

@@ -1,16 +1,21 @@
 //! `Chat`: sending, direct messages, history, resume, typing, presence and
 //! live subscriptions.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tracing::{instrument, warn};
 
 use super::feed::RoomFeed;
-use super::rooms::open_direct;
+use super::moderation::MAX_SLOW_MODE;
+use super::rooms::{Joined, open_direct};
 use super::visible_room;
 use crate::clock::{Clock, Timestamp};
 use crate::error::{RoomError, SendError};
-use crate::model::{Appended, MessageKind, NewMessage, Page, PresenceChange, RoomEvent, UserEvent};
+use crate::model::{
+    Appended, MessageKind, NewMessage, Page, PresenceChange, RoomEvent, UserEvent, Visibility,
+};
 use crate::names::{ClientId, MessageText, RoomName, Seq, Username};
 use crate::policy::{self, Actor};
 use crate::ports::{
@@ -21,6 +26,14 @@ use crate::ratelimit::{RateLimit, RateLimiter};
 
 /// Largest history page.
 pub const MAX_PAGE: usize = 200;
+
+/// What a `typing` event means: "typing for the next this long". Clients
+/// hide the indicator when it runs out unless the typer says so again.
+pub const TYPING_TTL: Duration = Duration::from_secs(5);
+
+/// Above this many remembered senders the slow-mode memory drops the ones
+/// that can no longer hold anybody back.
+const SLOW_MODE_PRUNE_AT: usize = 50_000;
 
 /// What a send produced.
 #[derive(Debug, Clone)]
@@ -63,6 +76,69 @@ pub struct Chat {
     bot: Arc<dyn Bot>,
     clock: Arc<dyn Clock>,
     limiter: Option<RateLimiter<(Username, RoomName)>>,
+    presence_ttl: Duration,
+    slow: SlowModeMemory,
+}
+
+/// When each user last sent to each room, for slow mode.
+///
+/// Kept in this process, like the rate limiter: with several nodes each
+/// node enforces slow mode on the sends it handles, so a user spreading
+/// their connections over N nodes could send up to N messages per interval.
+/// That is good enough for a courtesy limit, and keeps a store round trip
+/// off every send. A std `Mutex`: a map lookup, never held across `.await`.
+#[derive(Default)]
+struct SlowModeMemory {
+    last: Mutex<HashMap<(Username, RoomName), Timestamp>>,
+}
+
+/// A slow-mode slot taken by a send, given back if nothing gets sent.
+struct SlowSlot {
+    key: (Username, RoomName),
+    previous: Option<Timestamp>,
+    at: Timestamp,
+}
+
+impl SlowModeMemory {
+    /// Takes the sender's slot at `now`, or says how long until one is free.
+    fn take(
+        &self,
+        user: &Username,
+        room: &RoomName,
+        interval: Duration,
+        now: Timestamp,
+    ) -> Result<SlowSlot, Duration> {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if last.len() > SLOW_MODE_PRUNE_AT {
+            // Nobody is held back for longer than the longest interval.
+            last.retain(|_, at| at.plus(MAX_SLOW_MODE) > now);
+        }
+        let key = (user.clone(), room.clone());
+        let previous = last.get(&key).copied();
+        if let Some(free_at) = previous.map(|at| at.plus(interval)) {
+            if now < free_at {
+                return Err(now.until(free_at));
+            }
+        }
+        last.insert(key.clone(), now);
+        Ok(SlowSlot {
+            key,
+            previous,
+            at: now,
+        })
+    }
+
+    /// Gives a slot back: the send it was taken for stored nothing new.
+    fn give_back(&self, slot: SlowSlot) {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        // Only if no later send has taken the slot since.
+        if last.get(&slot.key) == Some(&slot.at) {
+            match slot.previous {
+                Some(previous) => last.insert(slot.key, previous),
+                None => last.remove(&slot.key),
+            };
+        }
+    }
 }
 
 impl Chat {
@@ -87,7 +163,23 @@ impl Chat {
             bot,
             clock,
             limiter: rate_limit.map(RateLimiter::new),
+            presence_ttl: PRESENCE_TTL,
+            slow: SlowModeMemory::default(),
         }
+    }
+
+    /// The same service with presence lasting `ttl` after each heartbeat
+    /// (default [`PRESENCE_TTL`]).
+    #[must_use]
+    pub fn with_presence_ttl(mut self, ttl: Duration) -> Self {
+        self.presence_ttl = ttl;
+        self
+    }
+
+    /// How long presence lasts after each heartbeat: connections must renew
+    /// it more often than this.
+    pub fn presence_ttl(&self) -> Duration {
+        self.presence_ttl
     }
 
     /// The current time on this service's clock.
@@ -100,12 +192,13 @@ impl Chat {
     /// A user must be a member (sending to a public room joins it); the
     /// message is stored, then broadcast. A guest's text is answered by the
     /// bot, privately, and never stored. A repeated `cid` returns the first
-    /// message again and stores nothing.
+    /// message again and stores nothing. In slow mode a member who is not
+    /// one of the room's moderators may send one message per interval.
     ///
     /// # Errors
     /// `NotFound` for missing or invisible rooms; `Forbidden` for non-members,
-    /// kicked users and the CLI; `Muted`; `RateLimited`; `Store` (nothing was
-    /// stored or broadcast).
+    /// kicked users and the CLI; `Muted`; `RateLimited` (flood control or
+    /// slow mode, with the wait); `Store` (nothing was stored or broadcast).
     #[instrument(skip_all, fields(room = %room))]
     pub async fn send(
         &self,
@@ -139,15 +232,20 @@ impl Chat {
             }
             self.rooms.add_member(room, &user.name).await?;
         }
-        self.store_and_publish(&user.name, room, text, cid).await
+        let slowed = !policy::may_moderate(actor, &r);
+        self.store_and_publish(&user.name, room, text, cid, slowed)
+            .await
     }
 
+    /// Stores and broadcasts a user's message; `slowed`: the room's slow
+    /// mode applies to this sender.
     async fn store_and_publish(
         &self,
         from: &Username,
         room: &RoomName,
         text: MessageText,
         cid: Option<ClientId>,
+        slowed: bool,
     ) -> Result<Sent, SendError> {
         let now = self.clock.now();
         if let Some(mute) = self.rooms.mute(room, from, now).await? {
@@ -156,12 +254,27 @@ impl Chat {
                 left: mute.until.map(|u| now.until(u)),
             });
         }
+        let interval = if slowed {
+            self.rooms.slow_mode(room).await?
+        } else {
+            None
+        };
+        let slot = interval
+            .map(|interval| self.slow.take(from, room, interval, now))
+            .transpose()
+            .map_err(|retry_after| SendError::RateLimited { retry_after })?;
+        let give_back = |slot: Option<SlowSlot>| {
+            if let Some(slot) = slot {
+                self.slow.give_back(slot);
+            }
+        };
         if let Some(limiter) = &self.limiter {
-            limiter
-                .check(&(from.clone(), room.clone()), now)
-                .map_err(|retry_after| SendError::RateLimited { retry_after })?;
+            if let Err(retry_after) = limiter.check(&(from.clone(), room.clone()), now) {
+                give_back(slot);
+                return Err(SendError::RateLimited { retry_after });
+            }
         }
-        let appended = self
+        let appended = match self
             .log
             .append(NewMessage {
                 room: room.clone(),
@@ -171,8 +284,18 @@ impl Chat {
                 cid,
                 kind: MessageKind::Chat,
             })
-            .await?;
-        if !appended.duplicate {
+            .await
+        {
+            Ok(appended) => appended,
+            Err(e) => {
+                give_back(slot);
+                return Err(e.into());
+            }
+        };
+        if appended.duplicate {
+            // A retry of a message already sent: not a new message.
+            give_back(slot);
+        } else {
             if let Err(e) = self
                 .events
                 .publish(room, RoomEvent::Message(appended.message.clone()))
@@ -220,8 +343,9 @@ impl Chat {
                 }
             }
         }
+        // Nobody moderates a direct room, so it never has slow mode.
         match self
-            .store_and_publish(&me.name, &room.name, text, cid)
+            .store_and_publish(&me.name, &room.name, text, cid, false)
             .await?
         {
             Sent::Stored(a) => Ok(a),
@@ -331,7 +455,8 @@ impl Chat {
         Ok(self.events.subscribe_user(&me.name).await?)
     }
 
-    /// Tells the room the caller is typing. Guests and non-members are refused.
+    /// Tells the room the caller is typing: for the next [`TYPING_TTL`],
+    /// unless they say so again. Guests and non-members are refused.
     ///
     /// # Errors
     /// `NotFound`, `Forbidden`; store failures.
@@ -375,7 +500,7 @@ impl Chat {
         let Some(user) = actor.user() else {
             return Ok(());
         };
-        let expires = self.clock.now().plus(PRESENCE_TTL);
+        let expires = self.clock.now().plus(self.presence_ttl);
         if self.presence.touch(room, &user.name, conn, expires).await? {
             self.announce(room, &user.name, PresenceChange::Join).await;
         }
@@ -404,6 +529,24 @@ impl Chat {
             self.announce(room, &user.name, PresenceChange::Leave).await;
         }
         Ok(())
+    }
+
+    /// The bot's private greeting for a guest who has just opened a public
+    /// room (`joined` is what [`Rooms::join`](super::Rooms::join) returned);
+    /// `None` for users, for other rooms, and when the bot has no greeting.
+    pub fn greeting(&self, actor: &Actor, joined: &Joined) -> Option<BotReply> {
+        if !actor.is_guest()
+            || joined.room.visibility != Visibility::Public
+            || joined.room.is_direct()
+        {
+            return None;
+        }
+        Some(BotReply {
+            room: joined.room.name.clone(),
+            from: self.bot.name().to_owned(),
+            text: self.bot.greeting()?.to_owned(),
+            ts: self.clock.now(),
+        })
     }
 
     /// Who is online in a room the caller may see.

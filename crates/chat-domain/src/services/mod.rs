@@ -10,9 +10,9 @@ mod retention;
 mod rooms;
 
 pub use accounts::{Accounts, Bootstrap, LOGIN_ATTEMPTS, LOGIN_WINDOW, SESSION_TTL};
-pub use chat::{BotReply, Chat, Resume, Sent};
+pub use chat::{BotReply, Chat, Resume, Sent, TYPING_TTL};
 pub use feed::{FeedItem, RoomFeed};
-pub use moderation::Moderation;
+pub use moderation::{MAX_SLOW_MODE, Moderation};
 pub use retention::Retention;
 pub use rooms::{DirectSummary, Joined, Rooms};
 

@@ -17,6 +17,9 @@ use crate::names::{MessageText, RoomName, Username};
 use crate::policy::{self, Actor};
 use crate::ports::{AuditLog, MessageLog, RoomEvents, RoomRepository, UserRepository};
 
+/// The longest slow-mode interval: one hour.
+pub const MAX_SLOW_MODE: Duration = Duration::from_secs(3600);
+
 /// Room moderation.
 pub struct Moderation {
     rooms: Arc<dyn RoomRepository>,
@@ -217,6 +220,59 @@ impl Moderation {
             let what = format!("{target} was added to the room");
             self.record(actor, room, &what).await;
         }
+        Ok(())
+    }
+
+    /// Turns slow mode on in `room` (`Some(interval)`: members who do not
+    /// moderate the room may send one message per interval, a whole number
+    /// of seconds from 1 s to [`MAX_SLOW_MODE`]) or lifts it (`None`).
+    /// Moderators as for [`Moderation::mute`].
+    ///
+    /// # Errors
+    /// `NotFound`, `Unauthenticated`, `Forbidden`; `Invalid` for an
+    /// interval out of range or not in whole seconds; store failures.
+    #[instrument(skip_all, fields(room = %room))]
+    pub async fn set_slow_mode(
+        &self,
+        actor: &Actor,
+        room: &RoomName,
+        interval: Option<Duration>,
+    ) -> Result<(), RoomError> {
+        let (r, _) = visible_room(&self.rooms, actor, room).await?;
+        if actor.is_guest() {
+            return Err(RoomError::Unauthenticated);
+        }
+        if !policy::may_moderate(actor, &r) {
+            return Err(RoomError::Forbidden("you may not moderate this room"));
+        }
+        if let Some(d) = interval {
+            if d < Duration::from_secs(1) || d > MAX_SLOW_MODE || d.subsec_nanos() != 0 {
+                return Err(RoomError::Invalid(crate::names::InvalidInput {
+                    what: "slow mode",
+                    why: "must be a whole number of seconds from 1 to 3600",
+                }));
+            }
+        }
+        self.rooms.set_slow_mode(room, interval).await?;
+        let (what, detail) = match interval {
+            Some(d) => (
+                format!("slow mode is on: one message every {}", human(d)),
+                format!("in {room}: one message every {}", human(d)),
+            ),
+            None => ("slow mode is off".to_owned(), format!("in {room}: off")),
+        };
+        self.audit
+            .record(actor, AuditAction::SlowMode, room.as_str(), detail)
+            .await;
+        self.announce(
+            actor,
+            room,
+            RoomEvent::SlowMode {
+                seconds: interval.map(|d| d.as_secs()),
+            },
+            &what,
+        )
+        .await;
         Ok(())
     }
 

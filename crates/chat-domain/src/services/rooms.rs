@@ -21,6 +21,8 @@ pub struct Joined {
     pub members: Vec<Username>,
     /// Whether the caller is a member (guests only watch).
     pub member: bool,
+    /// The room's slow-mode interval; `None` when off.
+    pub slow_mode: Option<std::time::Duration>,
 }
 
 /// One of my direct conversations.
@@ -166,11 +168,26 @@ impl Rooms {
             None => false,
         };
         let members = self.rooms.members(name).await?;
+        let slow_mode = self.rooms.slow_mode(name).await?;
         Ok(Joined {
             room,
             members,
             member,
+            slow_mode,
         })
+    }
+
+    /// The slow-mode interval of a room the caller may see; `None` when off.
+    ///
+    /// # Errors
+    /// `NotFound` for missing or invisible rooms; store failures.
+    pub async fn slow_mode(
+        &self,
+        actor: &Actor,
+        name: &RoomName,
+    ) -> Result<Option<std::time::Duration>, RoomError> {
+        visible_room(&self.rooms, actor, name).await?;
+        Ok(self.rooms.slow_mode(name).await?)
     }
 
     /// The members of a room the caller may see.

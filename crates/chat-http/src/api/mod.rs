@@ -1,6 +1,6 @@
 //! The JSON API of CONTRACT §3 (except `/api/admin/*`, which chat-admin
-//! serves): sessions, rooms, history, sending, direct rooms, moderation and
-//! the health probes.
+//! serves): sessions, rooms, history, sending, direct rooms, moderation
+//! (slow mode included) and the health probes.
 
 mod health;
 mod moderation;
@@ -30,6 +30,10 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/api/rooms/{room}/members/{name}",
             put(moderation::allow).delete(moderation::kick),
+        )
+        .route(
+            "/api/rooms/{room}/slow_mode",
+            put(moderation::set_slow_mode).delete(moderation::lift_slow_mode),
         )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -1,5 +1,6 @@
-//! Mutes, kicks and letting members in: `PUT`/`DELETE
-//! /api/rooms/{room}/mutes/{name}` and `.../members/{name}`.
+//! Mutes, kicks, letting members in and slow mode: `PUT`/`DELETE
+//! /api/rooms/{room}/mutes/{name}`, `.../members/{name}` and
+//! `/api/rooms/{room}/slow_mode`.
 
 use std::sync::Arc;
 
@@ -10,8 +11,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use chat_domain::{ErrorCode, Moderation, RoomName, Username};
 
 use crate::auth::Viewer;
-use crate::error::{ApiError, ApiPath};
-use crate::wire::MuteIn;
+use crate::error::{ApiError, ApiJson, ApiPath};
+use crate::wire::{MuteIn, SlowModeIn};
 
 fn parse_target(room: &str, name: &str) -> Result<(RoomName, Username), ApiError> {
     Ok((RoomName::parse(room)?, Username::parse(name)?))
@@ -99,5 +100,33 @@ pub(super) async fn allow(
     viewer.require_user()?;
     let (room, name) = parse_target(&room, &name)?;
     moderation.allow(&viewer.actor, &room, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Turns slow mode on (or changes it): `{"seconds": N}`, 1 to 3600 → 204.
+pub(super) async fn set_slow_mode(
+    State(moderation): State<Arc<Moderation>>,
+    viewer: Viewer,
+    ApiPath(room): ApiPath<String>,
+    ApiJson(body): ApiJson<SlowModeIn>,
+) -> Result<StatusCode, ApiError> {
+    viewer.require_user()?;
+    let room = RoomName::parse(&room)?;
+    let interval = body.try_into_domain()?;
+    moderation
+        .set_slow_mode(&viewer.actor, &room, Some(interval))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Lifts slow mode: 204.
+pub(super) async fn lift_slow_mode(
+    State(moderation): State<Arc<Moderation>>,
+    viewer: Viewer,
+    ApiPath(room): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    viewer.require_user()?;
+    let room = RoomName::parse(&room)?;
+    moderation.set_slow_mode(&viewer.actor, &room, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -507,7 +507,7 @@ impl Connection {
             joined: false,
         });
         state.last_sent = state.last_sent.max(snapshot_last);
-        state.joined = true;
+        let already_joined = std::mem::replace(&mut state.joined, true);
         self.push(encode(&ServerFrame::Joined {
             room: room.as_str(),
             members: joined.members.iter().map(|m| m.as_str()).collect(),
@@ -516,8 +516,16 @@ impl Connection {
             more: page.more,
             expired,
             member: joined.member,
+            slow_mode: joined.slow_mode.map(|d| d.as_secs()),
         }))
-        .await
+        .await?;
+        // A guest opening a public room is greeted once per join, privately.
+        match chat.greeting(&self.actor, &joined) {
+            Some(greeting) if !already_joined => {
+                self.push(encode(&BotReplyOut::from(&greeting))).await
+            }
+            _ => Ok(()),
+        }
     }
 
     async fn leave(&mut self, room: RoomName) -> Flow {

@@ -4,7 +4,7 @@
 use axum::extract::ws::Utf8Bytes;
 use chat_domain::{
     ClientId, ErrorCode, InvalidInput, Message, MessageText, PresenceChange, RoomEvent, RoomName,
-    Seq, Username,
+    Seq, TYPING_TTL, Username,
 };
 use serde::{Deserialize, Serialize};
 
@@ -265,6 +265,9 @@ pub enum ServerFrame<'a> {
         expired: bool,
         /// Whether the caller is a member (guests only watch).
         member: bool,
+        /// Slow mode: members who do not moderate the room may send one
+        /// message per this many seconds; `null` when off.
+        slow_mode: Option<u64>,
     },
     /// The answer to `leave`.
     Left {
@@ -299,12 +302,14 @@ pub enum ServerFrame<'a> {
         /// `join` or `leave`.
         event: &'static str,
     },
-    /// Someone is typing.
+    /// Someone is typing, for the next `expires_in` seconds unless repeated.
     Typing {
         /// Room.
         room: &'a str,
         /// Who.
         user: &'a str,
+        /// Seconds the indicator lasts ([`TYPING_TTL`]).
+        expires_in: u64,
     },
     /// A member was removed from the room.
     Removed {
@@ -328,6 +333,13 @@ pub enum ServerFrame<'a> {
         room: &'a str,
         /// Who.
         user: &'a str,
+    },
+    /// Slow mode was set, changed or lifted.
+    SlowMode {
+        /// Room.
+        room: &'a str,
+        /// One message per this many seconds; `null`: off.
+        seconds: Option<u64>,
     },
     /// A direct room with the user now exists.
     DmOpened {
@@ -439,6 +451,7 @@ pub fn relay_event(room: &RoomName, event: &RoomEvent) -> Relayed {
             text: encode(&ServerFrame::Typing {
                 room: r,
                 user: user.as_str(),
+                expires_in: TYPING_TTL.as_secs(),
             }),
         },
         RoomEvent::Removed { user } => Relayed {
@@ -461,6 +474,13 @@ pub fn relay_event(room: &RoomName, event: &RoomEvent) -> Relayed {
                     user: user.as_str(),
                 }),
             },
+        },
+        RoomEvent::SlowMode { seconds } => Relayed {
+            about: About::Other,
+            text: encode(&ServerFrame::SlowMode {
+                room: r,
+                seconds: *seconds,
+            }),
         },
     }
 }
@@ -531,6 +551,34 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.cid.as_deref(), Some("c-9"));
         assert_eq!(e.room.as_deref(), Some("闲聊"));
+    }
+
+    #[test]
+    fn typing_says_how_long_it_lasts_and_slow_mode_says_the_interval() {
+        let room = RoomName::parse("闲聊").unwrap();
+        let typing = relay_event(
+            &room,
+            &RoomEvent::Typing {
+                user: Username::parse("小明").unwrap(),
+            },
+        );
+        let v: serde_json::Value = serde_json::from_str(typing.text.as_str()).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"type": "typing", "room": "闲聊", "user": "小明", "expires_in": 5})
+        );
+        for (seconds, wire) in [
+            (Some(30), serde_json::json!(30)),
+            (None, serde_json::Value::Null),
+        ] {
+            let f = relay_event(&room, &RoomEvent::SlowMode { seconds });
+            assert_eq!(f.about, About::Other);
+            let v: serde_json::Value = serde_json::from_str(f.text.as_str()).unwrap();
+            assert_eq!(
+                v,
+                serde_json::json!({"type": "slow_mode", "room": "闲聊", "seconds": wire})
+            );
+        }
     }
 
     #[test]

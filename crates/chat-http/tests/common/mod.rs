@@ -57,17 +57,30 @@ pub async fn spawn_app_with(
     config: HttpConfig,
     extra_health: Vec<Arc<dyn HealthCheck>>,
 ) -> TestApp {
+    spawn_app_with_services(config, extra_health, test_services()).await
+}
+
+/// The service settings of every test server: cheap hashes, no flood control.
+pub fn test_services() -> ServiceConfig {
+    ServiceConfig {
+        hasher: PasswordHasher::with_params(1024, 1, 1),
+        // Flood control is the domain's and tested there; here it would
+        // only get in the way of tests that say a lot.
+        rate_limit: None,
+        ..Default::default()
+    }
+}
+
+pub async fn spawn_app_with_services(
+    config: HttpConfig,
+    extra_health: Vec<Arc<dyn HealthCheck>>,
+    service_config: ServiceConfig,
+) -> TestApp {
     init_tracing();
     let store = Arc::new(MemoryStore::new());
     let services = Services::new(
         &Ports::single(Arc::clone(&store), Arc::new(SystemClock)),
-        ServiceConfig {
-            hasher: PasswordHasher::with_params(1024, 1, 1),
-            // Flood control is the domain's and tested there; here it would
-            // only get in the way of tests that say a lot.
-            rate_limit: None,
-            ..Default::default()
-        },
+        service_config,
     );
     let mut health: Vec<Arc<dyn HealthCheck>> = vec![store];
     health.extend(extra_health);

@@ -2,6 +2,8 @@
 //! users kept in both directions (room → users for listing, user → rooms so
 //! deleting a user needs no scan), and a hash of mutes per room.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use chat_domain::{
     Description, Mute, NewRoom, Room, RoomName, RoomRepository, StoreError, StoreResult, Timestamp,
@@ -18,6 +20,10 @@ use crate::scripts;
 
 /// How a mute that lasts until lifted is stored.
 const FOREVER: &str = "inf";
+
+/// The field of the room hash holding the slow-mode interval in seconds
+/// (absent: off).
+const SLOW_MODE: &str = "slow";
 
 fn room_from(name: RoomName, desc: &str, vis: &str, by: &str, at: &str) -> StoreResult<Room> {
     Ok(Room {
@@ -269,5 +275,31 @@ impl RoomRepository for RedisStore {
         }
         active.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(active)
+    }
+
+    async fn set_slow_mode(&self, room: &RoomName, interval: Option<Duration>) -> StoreResult<()> {
+        let value = interval.map_or_else(String::new, |d| d.as_secs().to_string());
+        let reply = self
+            .run(
+                &scripts::SET_ROOM_FIELD,
+                vec![self.keys.room(room)],
+                vec![SLOW_MODE.to_owned(), value],
+            )
+            .await?;
+        found(&reply).map(drop)
+    }
+
+    async fn slow_mode(&self, room: &RoomName) -> StoreResult<Option<Duration>> {
+        let raw: Option<String> = self
+            .client
+            .hget(self.keys.room(room), SLOW_MODE)
+            .await
+            .map_err(from_fred)?;
+        raw.map(|s| {
+            s.parse::<u64>()
+                .map(Duration::from_secs)
+                .map_err(|_| corrupt(format!("slow mode {s:?}")))
+        })
+        .transpose()
     }
 }
