@@ -600,6 +600,22 @@ async fn the_chat_page_lists_members_with_direct_links_and_the_latest_50_message
 }
 
 #[tokio::test]
+async fn the_room_links_its_member_page_for_moderators_and_the_nav_links_my_account() {
+    let app = TestApp::spawn().await;
+    app.room("alice", "lobby", "", Visibility::Public).await;
+    let (alice, _) = app.login("alice").await;
+    let (bob, _) = app.login("bob").await;
+    let as_creator = get_text(&alice, &app.url("/rooms/lobby")).await;
+    assert!(as_creator.contains("href=\"/rooms/lobby/members\""));
+    assert!(as_creator.contains("href=\"/account\""));
+    let as_member = get_text(&bob, &app.url("/rooms/lobby")).await;
+    assert!(!as_member.contains("/rooms/lobby/members"));
+    assert!(as_member.contains("href=\"/account\""));
+    let as_guest = get_text(&app.client(), &app.url("/rooms/lobby")).await;
+    assert!(!as_guest.contains("/account\"") && !as_guest.contains("/members\""));
+}
+
+#[tokio::test]
 async fn the_composer_works_without_javascript_and_guests_get_the_bot() {
     let app = TestApp::spawn().await;
     app.room("alice", "lobby", "", Visibility::Public).await;
