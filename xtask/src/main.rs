@@ -5,7 +5,11 @@
 //! - `tidy`: check the architecture's invariants (see `tidy.rs`).
 //! - `e2e`: the browser tests alone (headless Chromium through chromedriver;
 //!   they fail, saying what to install, when either is missing).
-//! - `bench`: not written yet; it fails loudly rather than pretend.
+//! - `bench [--quick] [--debug] [chat-loadgen run options]`: build the server
+//!   and the load generator (release unless `--debug`), then run the
+//!   benchmarks of `crates/chat-loadgen` (see docs/BENCHMARKS.md). It fails
+//!   only when messages are lost, duplicated or misordered, or a scenario
+//!   cannot run — never on timing.
 
 mod tidy;
 
@@ -21,7 +25,9 @@ tasks:
   test    build hihichat, run every test of the workspace, then tidy
   tidy    check dependency invariants, `//!` headers and Redis commands
   e2e     build hihichat, then run the browser tests (needs chromium and chromedriver)
-  bench   benchmarks (not implemented yet)";
+  bench   build hihichat and chat-loadgen (release unless --debug), then run
+          the benchmarks; other options go to `chat-loadgen run` (--quick,
+          --scenario NAME, --out DIR, ...)";
 
 fn main() -> ExitCode {
     let task = std::env::args().nth(1);
@@ -29,11 +35,7 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("tidy") => tidy::run(&workspace_root()),
         Some("e2e") => e2e(),
-        Some(name @ "bench") => {
-            // Exit 2, not 0: a CI step that calls this must not go green on nothing.
-            eprintln!("cargo xtask {name}: not implemented yet (issue 7)");
-            return ExitCode::from(2);
-        }
+        Some("bench") => bench(&std::env::args().skip(2).collect::<Vec<_>>()),
         Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -88,6 +90,23 @@ fn e2e() -> anyhow::Result<()> {
         "xtask e2e: the browser tests passed; screenshots are in the target directory, under e2e/"
     );
     Ok(())
+}
+
+fn bench(args: &[String]) -> anyhow::Result<()> {
+    let root = workspace_root();
+    // CI's smoke run uses the debug build it already has: it checks delivery
+    // (nothing lost, duplicated or misordered), for which speed is irrelevant.
+    let debug = args.iter().any(|a| a == "--debug");
+    let profile: &[&str] = if debug { &[] } else { &["--release"] };
+    let mut build = vec!["build", "-p", "chat-server", "--bin", "hihichat"];
+    build.extend(["-p", "chat-loadgen", "--bin", "chat-loadgen"]);
+    build.extend(profile);
+    run_cargo(&root, &build)?;
+    let mut run = vec!["run", "-q", "-p", "chat-loadgen", "--bin", "chat-loadgen"];
+    run.extend(profile);
+    run.extend(["--", "run"]);
+    run.extend(args.iter().map(String::as_str).filter(|a| *a != "--debug"));
+    run_cargo(&root, &run)
 }
 
 fn run_cargo(root: &Path, args: &[&str]) -> anyhow::Result<()> {
