@@ -4,7 +4,7 @@
 //! Each port has a module of `pub async fn` test bodies, generic over the
 //! store, and a macro that expands to one `#[test]` per body:
 //!
-//! ```ignore
+//! ```text
 //! async fn fresh() -> std::sync::Arc<chat_memory::MemoryStore> {
 //!     std::sync::Arc::new(chat_memory::MemoryStore::new())
 //! }

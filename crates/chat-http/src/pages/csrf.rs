@@ -16,7 +16,7 @@
 //! * Take [`CsrfForm<T>`] instead of `Form<T>` in the POST handler. A missing
 //!   or wrong token is answered with a 403 page before the handler runs.
 //!
-//! ```ignore
+//! ```text
 //! async fn add_user(page: PageContext, CsrfForm(form): CsrfForm<NewUserForm>) -> Response { .. }
 //! ```
 
