@@ -360,26 +360,8 @@ async fn mute(
     let Some((room, name)) = target(&page, &room, &name) else {
         return no_target(&page);
     };
-    let duration = match form.get("duration").map(String::as_str) {
-        Some("forever") => None,
-        Some(raw) => match raw.parse::<u64>() {
-            Ok(secs) if secs > 0 => Some(Duration::from_secs(secs)),
-            _ => {
-                let outcome = Outcome {
-                    error: Some("Choose how long the mute lasts.".to_owned()),
-                    ..Outcome::default()
-                };
-                return render(
-                    &page,
-                    &deps,
-                    &room,
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    outcome,
-                )
-                .await;
-            }
-        },
-        None => None,
+    let Ok(duration) = seconds_field(form.get("duration"), "forever", u64::MAX) else {
+        return invalid(&page, &deps, &room, "Choose how long the mute lasts.").await;
     };
     let result = deps
         .moderation
@@ -428,28 +410,15 @@ async fn slow_mode(
     let Ok(room) = RoomName::parse(&room) else {
         return page.not_found();
     };
-    let interval = match form.get("seconds").map(|s| s.trim()) {
-        Some("off") => None,
-        Some(raw) => match raw.parse::<u64>() {
-            Ok(secs) if (1..=chat_domain::MAX_SLOW_MODE.as_secs()).contains(&secs) => {
-                Some(Duration::from_secs(secs))
-            }
-            _ => {
-                let outcome = Outcome {
-                    error: Some("Choose a slow mode from 1 s to 1 h, or off.".to_owned()),
-                    ..Outcome::default()
-                };
-                return render(
-                    &page,
-                    &deps,
-                    &room,
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    outcome,
-                )
-                .await;
-            }
-        },
-        None => None,
+    let max = chat_domain::MAX_SLOW_MODE.as_secs();
+    let Ok(interval) = seconds_field(form.get("seconds"), "off", max) else {
+        return invalid(
+            &page,
+            &deps,
+            &room,
+            "Choose a slow mode from 1 s to 1 h, or off.",
+        )
+        .await;
     };
     let result = deps
         .moderation
@@ -498,9 +467,43 @@ async fn allow(
     answer(&page, &deps, &room, result, "allowed", raw).await
 }
 
+/// Reads a form's duration field: absent or `none_word` means no duration,
+/// otherwise whole seconds from 1 to `max`.
+fn seconds_field(raw: Option<&String>, none_word: &str, max: u64) -> Result<Option<Duration>, ()> {
+    match raw.map(|s| s.trim()) {
+        None => Ok(None),
+        Some(w) if w == none_word => Ok(None),
+        Some(w) => match w.parse::<u64>() {
+            Ok(secs) if (1..=max).contains(&secs) => Ok(Some(Duration::from_secs(secs))),
+            _ => Err(()),
+        },
+    }
+}
+
+/// The member page again with `why` and a 422.
+async fn invalid(page: &PageContext, deps: &Deps, room: &RoomName, why: &str) -> Response {
+    let outcome = Outcome {
+        error: Some(why.to_owned()),
+        ..Outcome::default()
+    };
+    render(page, deps, room, StatusCode::UNPROCESSABLE_ENTITY, outcome).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn duration_fields_accept_the_word_or_whole_seconds_in_range() {
+        let f = |raw: Option<&str>| seconds_field(raw.map(str::to_owned).as_ref(), "off", 3600);
+        assert_eq!(f(None), Ok(None));
+        assert_eq!(f(Some("off")), Ok(None));
+        assert_eq!(f(Some(" 30 ")), Ok(Some(Duration::from_secs(30))));
+        assert_eq!(f(Some("3600")), Ok(Some(Duration::from_secs(3600))));
+        for bad in ["0", "3601", "-1", "soon", ""] {
+            assert_eq!(f(Some(bad)), Err(()), "{bad:?}");
+        }
+    }
 
     #[test]
     fn the_current_slow_mode_is_selected_even_when_not_offered() {
