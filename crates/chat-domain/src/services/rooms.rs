@@ -9,7 +9,7 @@ use crate::clock::Clock;
 use crate::error::RoomError;
 use crate::model::{AuditAction, NewRoom, Room, RoomSummary, Visibility};
 use crate::names::{Description, RoomName, Seq, Username};
-use crate::policy::{self, Actor};
+use crate::policy::{self, Actor, Standing};
 use crate::ports::{AuditLog, MessageLog, RoomRepository, StoreError};
 
 /// The result of a join: the room and its members.
@@ -68,7 +68,11 @@ impl Rooms {
     pub async fn list(&self, actor: &Actor) -> Result<Vec<RoomSummary>, RoomError> {
         let mut out = Vec::new();
         for room in self.rooms.rooms().await? {
-            let standing = standing(&self.rooms, actor, &room.name).await?;
+            // Anyone may see a public room: ask about standing only for private ones.
+            let standing = match room.visibility {
+                Visibility::Public => Standing::default(),
+                Visibility::Private => standing(&self.rooms, actor, &room.name).await?,
+            };
             if !policy::may_see(actor, &room, standing) {
                 continue;
             }
