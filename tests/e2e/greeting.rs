@@ -51,4 +51,14 @@ async fn a_guest_opening_a_public_room_gets_the_configured_greeting_privately() 
     );
     assert!(frames.iter().any(|f| f["type"] == "pong"), "{frames:?}");
     assert!(alice.all_messages("闲聊-1").await.is_empty());
+
+    // The page names the same bot as the WebSocket: one setting, one name.
+    let page = app
+        .guest()
+        .get("/rooms/%E9%97%B2%E8%81%8A-1")
+        .await
+        .text()
+        .await
+        .expect("the room page");
+    assert!(page.contains("data-bot=\"鸭鸭\""), "{page}");
 }

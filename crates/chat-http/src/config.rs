@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use chat_domain::{DEFAULT_BOT_NAME, PRESENCE_TTL, RateLimit};
+use chat_domain::{PRESENCE_TTL, RateLimit};
 
 /// Settings for the HTTP server, the JSON API and the WebSocket gateway.
 ///
@@ -30,8 +30,6 @@ pub struct HttpConfig {
     pub idle_timeout: Duration,
     /// How fast one guest connection may talk to the bot; `None`: unlimited.
     pub guest_rate_limit: Option<RateLimit>,
-    /// The bot's name as pages show it.
-    pub bot_display_name: String,
 }
 
 impl Default for HttpConfig {
@@ -49,7 +47,6 @@ impl Default for HttpConfig {
                 per_second: 1.0,
                 burst: 5,
             }),
-            bot_display_name: DEFAULT_BOT_NAME.to_owned(),
         }
     }
 }

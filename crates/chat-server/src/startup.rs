@@ -392,7 +392,6 @@ impl Application {
         let config = chat_http::HttpConfig {
             allowed_origins: settings.allowed_origins.clone(),
             secure_cookies: settings.secure_cookies,
-            bot_display_name: settings.bot_name.clone(),
             ..chat_http::HttpConfig::default()
         }
         .for_presence_ttl(settings.presence_timeout);

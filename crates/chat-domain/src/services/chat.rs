@@ -531,6 +531,11 @@ impl Chat {
         Ok(())
     }
 
+    /// The name the guests' bot answers under.
+    pub fn bot_name(&self) -> &str {
+        self.bot.name()
+    }
+
     /// The bot's private greeting for a guest who has just opened a public
     /// room (`joined` is what [`Rooms::join`](super::Rooms::join) returned);
     /// `None` for users, for other rooms, and when the bot has no greeting.

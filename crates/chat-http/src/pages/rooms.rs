@@ -386,7 +386,7 @@ async fn render_room(
         None => Vec::new(),
     };
     let cid = new_cid();
-    let bot_name = state.config.bot_display_name.as_str();
+    let bot_name = state.chat.bot_name();
     let (room, peer) = match target {
         Target::NewDirect(name, peer) => {
             let members = [me.clone(), Some(peer.clone())]
