@@ -75,8 +75,8 @@ pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use error::{AccountError, Coded, ErrorCode, LoginError, RoomError, SendError};
 pub use model::{
     Appended, AuditAction, AuditEntry, Delivery, Message, MessageKind, Mute, NewMessage, NewRoom,
-    NewUser, Page, PasswordHash, PresenceChange, Room, RoomEvent, RoomSummary, Session, SessionId,
-    User, UserEvent, Visibility,
+    NewUser, Page, PasswordHash, PresenceChange, Room, RoomAccess, RoomEvent, RoomSummary, Session,
+    SessionId, User, UserEvent, Visibility,
 };
 pub use names::{
     ClientId, Description, InvalidInput, MessageText, PermissionName, RoomName, Seq, Username,

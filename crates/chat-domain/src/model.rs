@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use crate::clock::Timestamp;
 use crate::names::{ClientId, Description, MessageText, PermissionName, RoomName, Seq, Username};
+use crate::policy::Standing;
 
 /// A registered user as the rest of the program sees it (no password hash).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,6 +178,22 @@ pub struct RoomSummary {
     pub members: u64,
     /// The seq of its newest message (`Seq::ZERO` when it has none).
     pub last_seq: Seq,
+}
+
+/// A room with one caller's relation to it, as [`RoomRepository::access`]
+/// reads it for every send.
+///
+/// [`RoomRepository::access`]: crate::ports::RoomRepository::access
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomAccess {
+    /// The room.
+    pub room: Room,
+    /// The caller's membership and bar.
+    pub standing: Standing,
+    /// The mute on the caller active at the time asked about.
+    pub mute: Option<Mute>,
+    /// The room's slow-mode interval.
+    pub slow_mode: Option<std::time::Duration>,
 }
 
 /// A mute on one user in one room.

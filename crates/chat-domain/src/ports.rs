@@ -15,9 +15,10 @@ use thiserror::Error;
 use crate::clock::Timestamp;
 use crate::model::{
     Appended, AuditEntry, Delivery, Mute, NewMessage, NewRoom, NewUser, PasswordHash, Room,
-    RoomEvent, Session, SessionId, User, UserEvent,
+    RoomAccess, RoomEvent, Session, SessionId, User, UserEvent,
 };
 use crate::names::{PermissionName, RoomName, Seq, Username};
+use crate::policy::Standing;
 
 /// A boxed error from a driver, kept as the source of an opaque variant.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -269,6 +270,48 @@ pub trait RoomRepository: Send + Sync + 'static {
     /// # Errors
     /// Only store failures.
     async fn slow_mode(&self, room: &RoomName) -> StoreResult<Option<Duration>>;
+
+    /// Everything a send or a history page needs about the room and `user`
+    /// (`None`: a guest), read together: the room, the user's standing,
+    /// the mute on them active at `now` and the room's slow mode. `None`
+    /// when the room does not exist.
+    ///
+    /// It MUST agree with [`RoomRepository::room`], [`RoomRepository::is_member`],
+    /// [`RoomRepository::mute`] and [`RoomRepository::slow_mode`], and with
+    /// [`RoomRepository::is_banned`] for a user who is not a member (a member
+    /// is never barred, so `banned` MAY read false for members). A guest is
+    /// neither member nor barred nor muted. Adapters SHOULD answer in one
+    /// round trip: this runs on every send. The default asks piece by piece.
+    ///
+    /// # Errors
+    /// Only store failures.
+    async fn access(
+        &self,
+        room: &RoomName,
+        user: Option<&Username>,
+        now: Timestamp,
+    ) -> StoreResult<Option<RoomAccess>> {
+        let Some(found) = self.room(room).await? else {
+            return Ok(None);
+        };
+        let (standing, mute) = match user {
+            None => (Standing::default(), None),
+            Some(user) => {
+                let member = self.is_member(room, user).await?;
+                let banned = !member && self.is_banned(room, user).await?;
+                (
+                    Standing { member, banned },
+                    self.mute(room, user, now).await?,
+                )
+            }
+        };
+        Ok(Some(RoomAccess {
+            room: found,
+            standing,
+            mute,
+            slow_mode: self.slow_mode(room).await?,
+        }))
+    }
 }
 
 /// The durable, ordered history of every room.

@@ -205,6 +205,29 @@ return redis.call('SMEMBERS', KEYS[2])
 "#,
 };
 
+/// Everything a send needs about a room and one caller, read in one round
+/// trip because it runs on every send. KEYS: room, members, banned, mutes.
+/// ARGV: the room hash's slow-mode field, then the user (none for a guest).
+/// Returns nil when there is no such room, else `desc, vis, by, at, slow,
+/// member, banned, mute` as strings: flags '1'/'0', absent fields ''.
+pub(crate) const ROOM_ACCESS: Script = Script {
+    name: "room_access",
+    lua: r#"
+local v = redis.call('HMGET', KEYS[1], 'desc', 'vis', 'by', 'at', ARGV[1])
+if not v[4] then return false end
+local member, banned, mute = 0, 0, ''
+local u = ARGV[2]
+if u then
+  member = redis.call('SISMEMBER', KEYS[2], u)
+  -- A member is never barred, and the port lets `banned` read false for one.
+  if member == 0 then banned = redis.call('SISMEMBER', KEYS[3], u) end
+  mute = redis.call('HGET', KEYS[4], u) or ''
+end
+return {v[1] or '', v[2] or '', v[3] or '', v[4], v[5] or '',
+  tostring(member), tostring(banned), mute}
+"#,
+};
+
 /// Sets ('set') or lifts ('') a mute if the room exists. KEYS: room, room
 /// mutes, user muted. ARGV: user, room, the mute's end in ms or 'inf' or ''.
 /// Returns -1 when there is no such room, else 1.
@@ -396,7 +419,7 @@ return redis.call('LLEN', KEYS[1])
 };
 
 /// Every script, loaded at connect.
-pub(crate) const ALL: [&Script; 22] = [
+pub(crate) const ALL: [&Script; 23] = [
     &CREATE_USER,
     &ALL_USERS,
     &SET_USER_FIELD,
@@ -408,6 +431,7 @@ pub(crate) const ALL: [&Script; 22] = [
     &ROOMS_IN_SET,
     &ROOM_USER_SET,
     &ROOM_MEMBERS,
+    &ROOM_ACCESS,
     &SET_MUTE,
     &SET_ROOM_FIELD,
     &APPEND,

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chat_domain::{
-    Description, Mute, NewRoom, Room, RoomName, RoomRepository, StoreError, StoreResult, Timestamp,
-    Username, Visibility,
+    Description, Mute, NewRoom, Room, RoomAccess, RoomName, RoomRepository, Standing, StoreError,
+    StoreResult, Timestamp, Username, Visibility,
 };
 use sqlx::SqliteExecutor;
 
@@ -324,6 +324,68 @@ impl RoomRepository for SqliteStore {
         Ok(())
     }
 
+    async fn access(
+        &self,
+        room: &RoomName,
+        user: Option<&Username>,
+        now: Timestamp,
+    ) -> StoreResult<Option<RoomAccess>> {
+        // One statement, so one hand-off to a pooled connection's thread:
+        // on every send that hand-off costs more than the lookups. A guest
+        // binds NULL, which matches no row.
+        type AccessRow = (
+            String,
+            String,
+            String,
+            String,
+            i64,
+            Option<i64>,
+            bool,
+            bool,
+            bool,
+            Option<i64>,
+        );
+        let row: Option<AccessRow> = sqlx::query_as(select_rooms!(
+            ", r.slow_mode_secs, \
+             EXISTS (SELECT 1 FROM room_members WHERE room = r.name AND user = ?2), \
+             EXISTS (SELECT 1 FROM room_bans WHERE room = r.name AND user = ?2), \
+             m.user IS NOT NULL, m.until \
+             FROM rooms r \
+             LEFT JOIN room_mutes m ON m.room = r.name AND m.user = ?2 \
+                 AND (m.until IS NULL OR m.until > ?3) \
+             WHERE r.name = ?1"
+        ))
+        .bind(room.as_str())
+        .bind(user.map(Username::as_str))
+        .bind(now.as_millis())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(store_error)?;
+        let Some((
+            name,
+            description,
+            visibility,
+            created_by,
+            created_at,
+            slow,
+            member,
+            banned,
+            muted,
+            until,
+        )) = row
+        else {
+            return Ok(None);
+        };
+        Ok(Some(RoomAccess {
+            room: self::room((name, description, visibility, created_by, created_at))?,
+            standing: Standing { member, banned },
+            mute: muted.then(|| Mute {
+                until: until.map(Timestamp::from_millis),
+            }),
+            slow_mode: slow_mode_from_db(slow)?,
+        }))
+    }
+
     async fn slow_mode(&self, room: &RoomName) -> StoreResult<Option<Duration>> {
         let secs: Option<Option<i64>> =
             sqlx::query_scalar("SELECT slow_mode_secs FROM rooms WHERE name = ?1")
@@ -331,12 +393,16 @@ impl RoomRepository for SqliteStore {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(store_error)?;
-        secs.flatten()
-            .map(|s| {
-                u64::try_from(s)
-                    .map(Duration::from_secs)
-                    .map_err(|_| StoreError::unexpected(format!("stored slow mode {s} is invalid")))
-            })
-            .transpose()
+        slow_mode_from_db(secs.flatten())
     }
+}
+
+/// A stored slow-mode interval (whole seconds, NULL when off).
+fn slow_mode_from_db(secs: Option<i64>) -> StoreResult<Option<Duration>> {
+    secs.map(|s| {
+        u64::try_from(s)
+            .map(Duration::from_secs)
+            .map_err(|_| StoreError::unexpected(format!("stored slow mode {s} is invalid")))
+    })
+    .transpose()
 }

@@ -117,6 +117,7 @@ macro_rules! room_repository_tests {
             current mutes_are_sorted_by_user,
             current deleting_a_user_removes_memberships_mutes_and_bans,
             current slow_mode_is_set_per_room_and_lifted,
+            current access_agrees_with_the_single_reads,
         });
     };
 }

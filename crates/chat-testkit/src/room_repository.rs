@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use chat_domain::{
-    Description, Mute, NewRoom, RoomName, RoomRepository, StoreError, UserRepository, Username,
-    Visibility,
+    Description, Mute, NewRoom, RoomName, RoomRepository, Standing, StoreError, UserRepository,
+    Username, Visibility,
 };
 
 use crate::fixtures::{T0, at, create_users, name, new_direct_room, new_room, room, room_name};
@@ -369,4 +369,138 @@ pub async fn slow_mode_is_set_per_room_and_lifted<S: RoomRepository + UserReposi
     }
     assert_eq!(store.room(&missing).await.unwrap(), None);
     assert_eq!(store.slow_mode(&missing).await.unwrap(), None);
+}
+
+/// `access` reads the room with one user's standing, active mute and the
+/// slow mode together, agreeing with the single reads.
+pub async fn access_agrees_with_the_single_reads<S: RoomRepository + UserRepository>(
+    store: Arc<S>,
+) {
+    create_users(store.as_ref(), &["alice", "bob", "carol", "dave"]).await;
+    let r = store
+        .create_room(new_room("闲聊-1", "alice"))
+        .await
+        .unwrap();
+    let other = store.create_room(new_room("other", "alice")).await.unwrap();
+    let (alice, bob, carol, dave) = (name("alice"), name("bob"), name("carol"), name("dave"));
+    let secs = std::time::Duration::from_secs;
+
+    // Nothing set: the creator is a member, others are not; a guest is nobody.
+    let a = store
+        .access(&r.name, Some(&alice), T0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(a.room, r);
+    assert_eq!(
+        a.standing,
+        Standing {
+            member: true,
+            banned: false
+        }
+    );
+    assert_eq!((a.mute, a.slow_mode), (None, None));
+    let b = store
+        .access(&r.name, Some(&bob), T0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(b.standing, Standing::default());
+    let guest = store.access(&r.name, None, T0).await.unwrap().unwrap();
+    assert_eq!(guest.room, r);
+    assert_eq!(guest.standing, Standing::default());
+    assert_eq!(guest.mute, None);
+
+    // Barred, muted (timed and open-ended), slow mode: each read back.
+    store.set_banned(&r.name, &bob, true).await.unwrap();
+    store.add_member(&r.name, &carol).await.unwrap();
+    let timed = Mute {
+        until: Some(at(600)),
+    };
+    let open = Mute { until: None };
+    store.set_mute(&r.name, &carol, Some(timed)).await.unwrap();
+    store.set_mute(&r.name, &dave, Some(open)).await.unwrap();
+    store.set_slow_mode(&r.name, Some(secs(30))).await.unwrap();
+
+    let b = store
+        .access(&r.name, Some(&bob), T0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        b.standing,
+        Standing {
+            member: false,
+            banned: true
+        }
+    );
+    assert_eq!(b.slow_mode, Some(secs(30)));
+    let c = store
+        .access(&r.name, Some(&carol), T0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        c.standing,
+        Standing {
+            member: true,
+            banned: false
+        }
+    );
+    assert_eq!(c.mute, Some(timed));
+    let c_later = store
+        .access(&r.name, Some(&carol), at(601))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c_later.mute, None, "an ended mute reads as none");
+    let d = store
+        .access(&r.name, Some(&dave), at(10_000_000))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(d.mute, Some(open));
+    assert!(!d.standing.member);
+    let guest = store.access(&r.name, None, T0).await.unwrap().unwrap();
+    assert_eq!((guest.mute, guest.slow_mode), (None, Some(secs(30))));
+
+    // All of it is per room.
+    let o = store
+        .access(&other.name, Some(&bob), T0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(o.room, other);
+    assert_eq!(o.standing, Standing::default());
+    assert_eq!((o.mute, o.slow_mode), (None, None));
+    let o = store
+        .access(&other.name, Some(&carol), T0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(o.mute, None);
+
+    // And it follows changes.
+    store.set_mute(&r.name, &carol, None).await.unwrap();
+    store.set_slow_mode(&r.name, None).await.unwrap();
+    store.remove_member(&r.name, &carol).await.unwrap();
+    let c = store
+        .access(&r.name, Some(&carol), T0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.standing, Standing::default());
+    assert_eq!((c.mute, c.slow_mode), (None, None));
+
+    assert_eq!(
+        store
+            .access(&room_name("nowhere"), Some(&alice), T0)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.access(&room_name("nowhere"), None, T0).await.unwrap(),
+        None
+    );
 }

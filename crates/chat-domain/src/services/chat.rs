@@ -10,11 +10,11 @@ use tracing::{instrument, warn};
 use super::feed::RoomFeed;
 use super::moderation::MAX_SLOW_MODE;
 use super::rooms::{Joined, open_direct};
-use super::visible_room;
+use super::{visible_access, visible_room};
 use crate::clock::{Clock, Timestamp};
 use crate::error::{RoomError, SendError};
 use crate::model::{
-    Appended, MessageKind, NewMessage, Page, PresenceChange, RoomEvent, UserEvent, Visibility,
+    Appended, MessageKind, Mute, NewMessage, Page, PresenceChange, RoomEvent, UserEvent, Visibility,
 };
 use crate::names::{ClientId, MessageText, RoomName, Seq, Username};
 use crate::policy::{self, Actor};
@@ -78,6 +78,16 @@ pub struct Chat {
     limiter: Option<RateLimiter<(Username, RoomName)>>,
     presence_ttl: Duration,
     slow: SlowModeMemory,
+}
+
+/// What stands between a user's message and the log, read before the append.
+struct Gate {
+    /// The time of the send.
+    now: Timestamp,
+    /// The mute on the sender active at `now`.
+    mute: Option<Mute>,
+    /// The slow-mode interval that applies to this sender.
+    interval: Option<Duration>,
 }
 
 /// When each user last sent to each room, for slow mode.
@@ -207,7 +217,9 @@ impl Chat {
         text: MessageText,
         cid: Option<ClientId>,
     ) -> Result<Sent, SendError> {
-        let (r, standing) = visible_room(&self.rooms, actor, room).await?;
+        let now = self.clock.now();
+        let access = visible_access(&self.rooms, actor, room, now).await?;
+        let (r, standing) = (&access.room, access.standing);
         let user = match actor {
             Actor::Guest => {
                 let text = self.bot.reply(text.as_str()).await?;
@@ -215,7 +227,7 @@ impl Chat {
                     room: room.clone(),
                     from: self.bot.name().to_owned(),
                     text,
-                    ts: self.clock.now(),
+                    ts: now,
                 };
                 return Ok(Sent::Bot(reply));
             }
@@ -223,7 +235,7 @@ impl Chat {
             Actor::User(u) => u,
         };
         if !standing.member {
-            if !policy::may_join(actor, &r, standing) {
+            if !policy::may_join(actor, r, standing) {
                 return Err(SendError::Forbidden(if standing.banned {
                     "you were removed from this room"
                 } else {
@@ -232,33 +244,37 @@ impl Chat {
             }
             self.rooms.add_member(room, &user.name).await?;
         }
-        let slowed = !policy::may_moderate(actor, &r);
-        self.store_and_publish(&user.name, room, text, cid, slowed)
+        // Moderators are not held back by slow mode.
+        let interval = access.slow_mode.filter(|_| !policy::may_moderate(actor, r));
+        let gate = Gate {
+            now,
+            mute: access.mute,
+            interval,
+        };
+        self.store_and_publish(&user.name, room, text, cid, gate)
             .await
     }
 
-    /// Stores and broadcasts a user's message; `slowed`: the room's slow
-    /// mode applies to this sender.
+    /// Stores and broadcasts a user's message once `gate` lets it through.
     async fn store_and_publish(
         &self,
         from: &Username,
         room: &RoomName,
         text: MessageText,
         cid: Option<ClientId>,
-        slowed: bool,
+        gate: Gate,
     ) -> Result<Sent, SendError> {
-        let now = self.clock.now();
-        if let Some(mute) = self.rooms.mute(room, from, now).await? {
+        let Gate {
+            now,
+            mute,
+            interval,
+        } = gate;
+        if let Some(mute) = mute {
             return Err(SendError::Muted {
                 until: mute.until,
                 left: mute.until.map(|u| now.until(u)),
             });
         }
-        let interval = if slowed {
-            self.rooms.slow_mode(room).await?
-        } else {
-            None
-        };
         let slot = interval
             .map(|interval| self.slow.take(from, room, interval, now))
             .transpose()
@@ -343,9 +359,15 @@ impl Chat {
                 }
             }
         }
-        // Nobody moderates a direct room, so it never has slow mode.
+        let now = self.clock.now();
+        let gate = Gate {
+            now,
+            mute: self.rooms.mute(&room.name, &me.name, now).await?,
+            // Nobody moderates a direct room, so it never has slow mode.
+            interval: None,
+        };
         match self
-            .store_and_publish(&me.name, &room.name, text, cid, false)
+            .store_and_publish(&me.name, &room.name, text, cid, gate)
             .await?
         {
             Sent::Stored(a) => Ok(a),
@@ -365,7 +387,7 @@ impl Chat {
         before: Option<Seq>,
         limit: usize,
     ) -> Result<Page, RoomError> {
-        visible_room(&self.rooms, actor, room).await?;
+        visible_access(&self.rooms, actor, room, self.clock.now()).await?;
         Ok(self
             .log
             .before(room, before, limit.clamp(1, MAX_PAGE))

@@ -18,9 +18,9 @@ pub use rooms::{DirectSummary, Joined, Rooms};
 
 use std::sync::Arc;
 
-use crate::clock::Clock;
+use crate::clock::{Clock, Timestamp};
 use crate::error::RoomError;
-use crate::model::{AuditAction, AuditEntry, Room};
+use crate::model::{AuditAction, AuditEntry, Room, RoomAccess};
 use crate::names::RoomName;
 use crate::policy::{self, Actor, Standing};
 use crate::ports::{AuditLog, RoomRepository};
@@ -38,6 +38,25 @@ async fn visible_room(
         return Err(RoomError::NotFound);
     }
     Ok((room, standing))
+}
+
+/// As [`visible_room`], with the caller's mute active at `now` and the
+/// room's slow mode, in one store read: the path of every send and history
+/// page.
+async fn visible_access(
+    rooms: &Arc<dyn RoomRepository>,
+    actor: &Actor,
+    name: &RoomName,
+    now: Timestamp,
+) -> Result<RoomAccess, RoomError> {
+    let access = rooms
+        .access(name, actor.user().map(|u| &u.name), now)
+        .await?
+        .ok_or(RoomError::NotFound)?;
+    if !policy::may_see(actor, &access.room, access.standing) {
+        return Err(RoomError::NotFound);
+    }
+    Ok(access)
 }
 
 async fn standing(

@@ -1,13 +1,16 @@
 //! `RoomRepository` on Redis: a hash per room, sets of members and barred
 //! users kept in both directions (room → users for listing, user → rooms so
 //! deleting a user needs no scan), and a hash of mutes per room.
+//!
+//! `access` runs on every send, so it reads all of that for one caller in a
+//! single script instead of asking key by key.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chat_domain::{
-    Description, Mute, NewRoom, Room, RoomName, RoomRepository, StoreError, StoreResult, Timestamp,
-    Username, Visibility,
+    Description, Mute, NewRoom, Room, RoomAccess, RoomName, RoomRepository, Standing, StoreError,
+    StoreResult, Timestamp, Username, Visibility,
 };
 use fred::interfaces::{HashesInterface, SetsInterface};
 use fred::types::Value;
@@ -41,6 +44,31 @@ fn parse_mute(raw: &str) -> StoreResult<Mute> {
     } else {
         millis(raw).map(|until| Mute { until: Some(until) })
     }
+}
+
+/// The mute stored in a field (`None`: no field) if it still holds at `now`.
+fn active_mute(raw: Option<&str>, now: Timestamp) -> StoreResult<Option<Mute>> {
+    let Some(raw) = raw else {
+        return Ok(None);
+    };
+    let mute = parse_mute(raw)?;
+    Ok(mute.active_at(now).then_some(mute))
+}
+
+/// The slow-mode interval stored in the room hash (`None`: no field, off).
+fn parse_slow_mode(raw: Option<&str>) -> StoreResult<Option<Duration>> {
+    raw.map(|s| {
+        s.parse::<u64>()
+            .map(Duration::from_secs)
+            .map_err(|_| corrupt(format!("slow mode {s:?}")))
+    })
+    .transpose()
+}
+
+/// Scripts cannot return nil inside an array, so they send '' for a field
+/// that is absent; no stored mute or interval is ever ''.
+fn present(raw: &str) -> Option<&str> {
+    (!raw.is_empty()).then_some(raw)
 }
 
 /// -1 from a room script means the room does not exist.
@@ -251,11 +279,7 @@ impl RoomRepository for RedisStore {
             .hget(self.keys.room_mutes(room), user.as_str())
             .await
             .map_err(from_fred)?;
-        let Some(raw) = raw else {
-            return Ok(None);
-        };
-        let mute = parse_mute(&raw)?;
-        Ok(mute.active_at(now).then_some(mute))
+        active_mute(raw.as_deref(), now)
     }
 
     async fn mutes(&self, room: &RoomName, now: Timestamp) -> StoreResult<Vec<(Username, Mute)>> {
@@ -268,8 +292,7 @@ impl RoomRepository for RedisStore {
             .collect();
         let mut active = Vec::new();
         for (user, raw) in all {
-            let mute = parse_mute(&raw)?;
-            if mute.active_at(now) {
+            if let Some(mute) = active_mute(Some(&raw), now)? {
                 active.push((Username::parse(&user).map_err(corrupt)?, mute));
             }
         }
@@ -295,11 +318,46 @@ impl RoomRepository for RedisStore {
             .hget(self.keys.room(room), SLOW_MODE)
             .await
             .map_err(from_fred)?;
-        raw.map(|s| {
-            s.parse::<u64>()
-                .map(Duration::from_secs)
-                .map_err(|_| corrupt(format!("slow mode {s:?}")))
-        })
-        .transpose()
+        parse_slow_mode(raw.as_deref())
+    }
+
+    async fn access(
+        &self,
+        room: &RoomName,
+        user: Option<&Username>,
+        now: Timestamp,
+    ) -> StoreResult<Option<RoomAccess>> {
+        let mut args = vec![SLOW_MODE.to_owned()];
+        args.extend(user.map(|u| u.as_str().to_owned()));
+        let reply = self
+            .run(
+                &scripts::ROOM_ACCESS,
+                vec![
+                    self.keys.room(room),
+                    self.keys.room_members(room),
+                    self.keys.room_banned(room),
+                    self.keys.room_mutes(room),
+                ],
+                args,
+            )
+            .await?;
+        // A missing room comes back as nil, which reads as no fields at all.
+        let row = strings(reply)?;
+        let [desc, vis, by, at, slow, member, banned, mute] = row.as_slice() else {
+            return if row.is_empty() {
+                Ok(None)
+            } else {
+                Err(corrupt(format!("room access row of {} fields", row.len())))
+            };
+        };
+        Ok(Some(RoomAccess {
+            room: room_from(room.clone(), desc, vis, by, at)?,
+            standing: Standing {
+                member: member == "1",
+                banned: banned == "1",
+            },
+            mute: active_mute(present(mute), now)?,
+            slow_mode: parse_slow_mode(present(slow))?,
+        }))
     }
 }
