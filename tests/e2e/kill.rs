@@ -25,7 +25,9 @@ struct Outcome {
 }
 
 /// Sends numbered messages one after another, each after the previous ack,
-/// until the connection breaks.
+/// until the connection breaks. A frame refused by the per-socket flood
+/// guard (`rate_limited` without a `cid`) is sent again after the wait, as a
+/// real client would.
 async fn send_until_killed(
     mut ws: Ws,
     name: String,
@@ -49,6 +51,17 @@ async fn send_until_killed(
                     outcome.in_flight = None;
                     total.fetch_add(1, Ordering::Relaxed);
                     break;
+                }
+                Ok(f)
+                    if f["type"] == "error"
+                        && f["code"] == "rate_limited"
+                        && f.get("cid").is_none() =>
+                {
+                    let wait = f["retry_after"].as_f64().unwrap_or(1.0);
+                    tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+                    if ws.try_send_text(frame.to_string()).await.is_err() {
+                        return;
+                    }
                 }
                 Ok(f) if f["type"] == "error" => panic!("{name}: unexpected error {f}"),
                 Ok(_) => {}

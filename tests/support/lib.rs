@@ -656,12 +656,27 @@ impl Ws {
 
     /// `send` and wait for its `ack` (or an `error` with the same cid); other
     /// frames are kept. Returns the frame that answered.
+    ///
+    /// Like a real client, it honours the server's per-socket flood guard:
+    /// a `rate_limited` error without a `cid` (the guard refuses the frame
+    /// unread) means wait `retry_after` and send the same frame again.
     pub async fn send_and_wait(&mut self, room: &str, text: &str, cid: &str) -> Value {
-        self.send_message(room, text, cid).await;
-        self.wait_for(&format!("the ack of {cid}"), |f| {
-            (f["type"] == "ack" || f["type"] == "error") && f["cid"] == cid
-        })
-        .await
+        loop {
+            self.send_message(room, text, cid).await;
+            let answer = self
+                .wait_for(&format!("the ack of {cid}"), |f| {
+                    ((f["type"] == "ack" || f["type"] == "error") && f["cid"] == cid)
+                        || (f["type"] == "error"
+                            && f["code"] == "rate_limited"
+                            && f.get("cid").is_none())
+                })
+                .await;
+            if answer.get("cid").is_some() {
+                return answer;
+            }
+            let wait = answer["retry_after"].as_f64().unwrap_or(1.0);
+            tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+        }
     }
 
     /// The next `n` `message` frames of `room`, discarding every other frame.

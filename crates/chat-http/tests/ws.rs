@@ -76,6 +76,73 @@ async fn messages_reach_every_member_in_order_and_the_sender_gets_acks() {
     b.expect_silence(Duration::from_millis(200)).await;
 }
 
+/// A client may send without waiting for acks: the sends are stored in the
+/// order they were written and answered in that order, a refused one in its
+/// place, while other commands are answered meanwhile.
+#[tokio::test]
+async fn pipelined_sends_are_stored_and_answered_in_the_order_written() {
+    let app = spawn_app().await;
+    let alice = app.creator("alice").await;
+    let room = app.room("alice", "r").await;
+    let mut a = app.ws(Some(&alice)).await;
+    a.join("r", None).await;
+    const N: usize = 40;
+    const REFUSED: usize = 17;
+    for i in 1..=N {
+        let target = if i == REFUSED { "nowhere" } else { "r" };
+        a.send(json!({"type": "send", "room": target, "text": format!("m{i}"), "cid": format!("c-{i}")}))
+            .await;
+        if i % 10 == 0 {
+            a.send(json!({"type": "ping", "cid": format!("p-{i}")}))
+                .await;
+        }
+    }
+    let mut answers = Vec::new();
+    let mut pongs = 0;
+    let mut delivered = Vec::new();
+    while answers.len() < N || pongs < N / 10 || delivered.len() < N - 1 {
+        let f = a.recv().await;
+        match f["type"].as_str().unwrap() {
+            "ack" => answers.push((f["cid"].clone(), f["seq"].as_u64())),
+            "error" => {
+                assert_eq!(f["code"], "not_found", "{f}");
+                answers.push((f["cid"].clone(), None));
+            }
+            "pong" => pongs += 1,
+            "message" => delivered.push(f["text"].as_str().unwrap().to_owned()),
+            other => panic!("unexpected {other}: {f}"),
+        }
+    }
+    let mut seq = 0;
+    let expected: Vec<(serde_json::Value, Option<u64>)> = (1..=N)
+        .map(|i| {
+            let answer = (i != REFUSED).then(|| {
+                seq += 1;
+                seq
+            });
+            (json!(format!("c-{i}")), answer)
+        })
+        .collect();
+    assert_eq!(answers, expected);
+    let written: Vec<String> = (1..=N)
+        .filter(|&i| i != REFUSED)
+        .map(|i| format!("m{i}"))
+        .collect();
+    assert_eq!(delivered, written);
+    let stored = app
+        .services
+        .chat
+        .history(&app.actor("alice").await, &room, None, 100)
+        .await
+        .unwrap();
+    let stored: Vec<String> = stored
+        .messages
+        .iter()
+        .map(|m| m.text.as_str().to_owned())
+        .collect();
+    assert_eq!(stored, written);
+}
+
 #[tokio::test]
 async fn rejoining_with_since_gets_exactly_what_was_missed() {
     let app = spawn_app().await;

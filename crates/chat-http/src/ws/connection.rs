@@ -8,7 +8,7 @@
 //! means the client cannot keep up, so it is closed with 1013 and resumes
 //! with `since` — memory per connection stays bounded.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +17,7 @@ use chat_domain::{
     Actor, Coded, ConnectionId, Delivery, ErrorCode, EventStream, RateLimit, RoomName, Sent, Seq,
     Timestamp, UserEvent,
 };
+use futures::future::BoxFuture;
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use tokio::sync::oneshot;
@@ -65,6 +66,10 @@ const FRAME_LIMIT: RateLimit = RateLimit {
     per_second: 30.0,
     burst: 60,
 };
+/// Sends a connection may have waiting behind the one being stored before
+/// the loop stops reading its socket: the frame rate limit's burst, so a
+/// client within the limit is never held back.
+const MAX_QUEUED_SENDS: usize = 64;
 /// Refused frames in a row after which a flooding client is disconnected.
 const ABUSIVE_REFUSALS: u32 = 100;
 
@@ -90,7 +95,8 @@ struct RoomState {
 
 struct Connection {
     state: AppState,
-    actor: Actor,
+    /// Shared with the sends in flight, which outlive a refresh of it.
+    actor: Arc<Actor>,
     session: Option<chat_domain::SessionId>,
     id: ConnectionId,
     out: Arc<Outbox>,
@@ -101,6 +107,64 @@ struct Connection {
     refusals: u32,
     last_seen: Instant,
     beats: u32,
+    /// The send being stored, and the ones waiting behind it (see [`SendLane`]).
+    lane: SendLane,
+}
+
+/// The connection's sends, stored one at a time in the order they came.
+///
+/// The loop does not wait for a send to be stored: it hands it to the lane
+/// and goes on reading frames and relaying room events, so a publisher's own
+/// deliveries never wait behind its fsync, and a client may pipeline sends.
+/// One at a time keeps a user's messages in the order they were written
+/// and their acks in the same order; throughput comes from the many
+/// connections whose sends the store commits together. When
+/// [`MAX_QUEUED_SENDS`] wait, the loop stops reading the socket until one is
+/// done — TCP pushes back on the client.
+///
+/// The futures sit in a `Mutex` only because the connection is shared by
+/// reference across awaits (so it must be `Sync`) and futures are not;
+/// every access is through `&mut self` (`get_mut`), which never locks.
+#[derive(Default)]
+struct SendLane(std::sync::Mutex<Sends>);
+
+#[derive(Default)]
+struct Sends {
+    /// The send being stored: its outcome as the frame to send back.
+    current: Option<BoxFuture<'static, Utf8Bytes>>,
+    /// Sends not started yet, oldest first.
+    waiting: VecDeque<BoxFuture<'static, Utf8Bytes>>,
+}
+
+impl SendLane {
+    fn sends(&mut self) -> &mut Sends {
+        self.0.get_mut().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn is_full(&mut self) -> bool {
+        self.sends().waiting.len() >= MAX_QUEUED_SENDS
+    }
+
+    fn push(&mut self, send: BoxFuture<'static, Utf8Bytes>) {
+        let sends = self.sends();
+        if sends.current.is_none() {
+            sends.current = Some(send);
+        } else {
+            sends.waiting.push_back(send);
+        }
+    }
+
+    /// The outcome of the current send; starts the next one. Pending
+    /// forever while the lane is empty.
+    async fn next_done(&mut self) -> Utf8Bytes {
+        let sends = self.sends();
+        let Some(current) = sends.current.as_mut() else {
+            return std::future::pending().await;
+        };
+        let done = current.await;
+        sends.current = sends.waiting.pop_front();
+        done
+    }
 }
 
 /// Serves one upgraded socket until it closes.
@@ -132,7 +196,7 @@ pub(super) fn run(
         guest_limiter: state.config.guest_rate_limit.map(Bucket::new),
         frame_limiter: Bucket::new(FRAME_LIMIT),
         refusals: 0,
-        actor: viewer.actor,
+        actor: Arc::new(viewer.actor),
         session: viewer.session,
         id,
         out,
@@ -140,6 +204,7 @@ pub(super) fn run(
         subs: StreamMap::new(),
         last_seen: Instant::now(),
         beats: 0,
+        lane: SendLane::default(),
         state,
     });
     async move {
@@ -280,7 +345,10 @@ impl Connection {
                 () = &mut stopping => Err(Close::With(code::GOING_AWAY, "server shutting down")),
                 // The rarer, bigger handlers are boxed so that their state
                 // does not sit inside every idle connection's future.
-                frame = stream.next() => Box::pin(self.on_socket(frame)).await,
+                frame = stream.next(), if !self.lane.is_full() => {
+                    Box::pin(self.on_socket(frame)).await
+                }
+                done = self.lane.next_done() => self.push(done).await,
                 Some((room, item)) = self.subs.next(), if !self.subs.is_empty() => {
                     self.on_room(room, item).await
                 }
@@ -345,15 +413,7 @@ impl Connection {
         cid: Option<&str>,
         room: Option<&RoomName>,
     ) -> Flow {
-        let api = crate::error::ApiError::from_coded(e);
-        self.error(
-            api.code(),
-            api.message(),
-            cid,
-            room.map(RoomName::as_str),
-            api.retry_after(),
-        )
-        .await
+        self.push(domain_error_frame(e, cid, room)).await
     }
 
     async fn on_socket(&mut self, frame: Option<Result<Message, axum::Error>>) -> Flow {
@@ -584,19 +644,21 @@ impl Connection {
                 }
             }
         }
-        match self.state.chat.send(&self.actor, &room, text, cid).await {
-            // The store has returned: the message is durable, so the ack is true.
-            Ok(Sent::Stored(appended)) => {
-                self.push(encode(&ServerFrame::Ack {
+        let chat = Arc::clone(&self.state.chat);
+        let actor = Arc::clone(&self.actor);
+        self.lane.push(Box::pin(async move {
+            match chat.send(&actor, &room, text, cid).await {
+                // The store has returned: the message is durable, so the ack is true.
+                Ok(Sent::Stored(appended)) => encode(&ServerFrame::Ack {
                     cid: cid_str.as_deref(),
                     room: room.as_str(),
                     seq: appended.message.seq.get(),
-                }))
-                .await
+                }),
+                Ok(Sent::Bot(reply)) => encode(&BotReplyOut::from(&reply)),
+                Err(e) => domain_error_frame(&e, cid_str.as_deref(), Some(&room)),
             }
-            Ok(Sent::Bot(reply)) => self.push(encode(&BotReplyOut::from(&reply))).await,
-            Err(e) => self.domain_error(&e, cid_str.as_deref(), Some(&room)).await,
-        }
+        }));
+        Ok(())
     }
 
     async fn history(&mut self, room: RoomName, before: Option<Seq>, limit: usize) -> Flow {
@@ -796,7 +858,7 @@ impl Connection {
         };
         match self.state.accounts.actor(Some(session)).await {
             Ok(actor @ Actor::User(_)) => {
-                self.actor = actor;
+                self.actor = Arc::new(actor);
                 Ok(())
             }
             Ok(_) => Err(Close::With(code::POLICY, "session ended")),
@@ -881,6 +943,22 @@ impl Bucket {
             ))
         }
     }
+}
+
+/// The error frame for a failed domain call; internal causes are logged, not sent.
+fn domain_error_frame<E: Coded + std::error::Error>(
+    e: &E,
+    cid: Option<&str>,
+    room: Option<&RoomName>,
+) -> Utf8Bytes {
+    let api = crate::error::ApiError::from_coded(e);
+    error_frame(
+        api.code(),
+        api.message(),
+        cid,
+        room.map(RoomName::as_str),
+        api.retry_after(),
+    )
 }
 
 async fn next_event(events: &mut Option<EventStream<UserEvent>>) -> Option<Delivery<UserEvent>> {
