@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use axum::serve::ListenerExt as _;
 use chat_domain::{
     Bootstrap, HealthCheck, Password, Ports, QaPair, ServiceConfig, Services, SystemClock,
     parse_corpus,
@@ -461,6 +462,15 @@ impl Application {
 
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let trigger = stop.clone();
+        // TCP_NODELAY: chat frames are small and each should leave at once.
+        // With Nagle's algorithm a frame written while the previous one is
+        // unacknowledged waits for the peer's delayed ACK (up to 40 ms on
+        // Linux); the writer already coalesces queued frames into one write.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
         let server = axum::serve(
             listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
