@@ -108,8 +108,8 @@ impl MessageLog for SqliteStore {
         // One bounded DELETE per call keeps the write lock short, so appends
         // queued behind a sweep wait for one batch, not for the whole backlog.
         let done = sqlx::query(
-            "DELETE FROM messages WHERE rowid IN \
-             (SELECT rowid FROM messages WHERE ts < ?1 ORDER BY ts LIMIT (?2 + 0))",
+            "DELETE FROM messages WHERE (room, seq) IN \
+             (SELECT room, seq FROM messages WHERE ts < ?1 ORDER BY ts LIMIT (?2 + 0))",
         )
         .bind(cutoff.as_millis())
         .bind(count_bound(batch))

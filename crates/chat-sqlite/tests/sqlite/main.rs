@@ -8,3 +8,4 @@ mod contract;
 mod durability;
 mod group_commit;
 mod scratch;
+mod upgrade;
