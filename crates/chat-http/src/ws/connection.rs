@@ -343,14 +343,19 @@ impl Connection {
                 // Shutdown first, so a busy socket cannot delay its close frame.
                 biased;
                 () = &mut stopping => Err(Close::With(code::GOING_AWAY, "server shutting down")),
+                // Room events next: they are most of what wakes a connection,
+                // and a wake that finds one ready polls nothing after it (the
+                // socket and the user's events cost a lock each to poll). The
+                // socket cannot starve: an event takes microseconds, and a
+                // connection that stays behind its rooms is closed (1013).
+                Some((room, item)) = self.subs.next(), if !self.subs.is_empty() => {
+                    self.on_room(room, item).await
+                }
+                done = self.lane.next_done() => self.push(done).await,
                 // The rarer, bigger handlers are boxed so that their state
                 // does not sit inside every idle connection's future.
                 frame = stream.next(), if !self.lane.is_full() => {
                     Box::pin(self.on_socket(frame)).await
-                }
-                done = self.lane.next_done() => self.push(done).await,
-                Some((room, item)) = self.subs.next(), if !self.subs.is_empty() => {
-                    self.on_room(room, item).await
                 }
                 event = next_event(&mut events), if events.is_some() => {
                     Box::pin(self.on_user_event(event)).await
