@@ -13,10 +13,11 @@ use axum::response::Response;
 use axum::routing::get;
 use chat_domain::{AccountError, Accounts, Password};
 use chat_http::AppState;
+use chat_http::pages::text::capitalize;
 use chat_http::pages::{CsrfForm, PageContext};
 use serde::Deserialize;
 
-use crate::pages::{capitalize, refusal};
+use crate::pages::refusal;
 
 /// `/account`.
 pub fn routes() -> Router<AppState> {

@@ -20,15 +20,14 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use chat_domain::{
-    Chat, Coded, ErrorCode, Moderation, Mute, RoomError, RoomName, Rooms, Username, Visibility,
-    policy,
+    Chat, Coded, Moderation, Mute, RoomError, RoomName, Rooms, Username, Visibility, policy,
 };
 use chat_http::AppState;
-use chat_http::pages::text::{encode_component, room_href};
+use chat_http::pages::text::{capitalize, encode_component, room_href};
 use chat_http::pages::{CsrfForm, PageContext};
-use serde::Deserialize;
 
-use crate::pages::capitalize;
+use crate::pages::failed;
+use serde::Deserialize;
 
 /// `/rooms/{room}/members` and its forms.
 pub fn routes() -> Router<AppState> {
@@ -124,26 +123,7 @@ fn refusal(page: &PageContext, e: &RoomError, is_get: bool) -> Response {
             page.error(StatusCode::FORBIDDEN, "Not allowed", &capitalize(why))
         }
         RoomError::NotFound => page.not_found(),
-        other => match other.code() {
-            ErrorCode::Unavailable => page.error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Temporarily unavailable",
-                "hihichat cannot reach its storage right now. Please try again in a moment.",
-            ),
-            ErrorCode::Internal => {
-                tracing::error!(error = %other, "member management failed");
-                page.error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "Something went wrong",
-                    "The action failed. The error was logged.",
-                )
-            }
-            code => page.error(
-                chat_http::error::status_of(code),
-                "Not done",
-                &capitalize(&other.to_string()),
-            ),
-        },
+        other => failed(page, other, "member management"),
     }
 }
 

@@ -16,7 +16,7 @@ use chat_domain::{
     AccountError, Accounts, AuditEntry, Coded, ErrorCode, Password, PermissionName, User, Username,
 };
 use chat_http::AppState;
-use chat_http::pages::text::encode_component;
+use chat_http::pages::text::{capitalize, encode_component};
 use chat_http::pages::{CsrfForm, PageContext};
 use serde::Deserialize;
 use std::sync::Arc;
@@ -93,42 +93,34 @@ pub(crate) fn refusal(page: &PageContext, e: &AccountError, is_get: bool) -> Res
             page.error(StatusCode::FORBIDDEN, "Not allowed", &capitalize(why))
         }
         AccountError::NotFound => page.not_found(),
-        other => match other.code() {
-            ErrorCode::Unavailable => page.error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Temporarily unavailable",
-                "hihichat cannot reach its storage right now. Please try again in a moment.",
-            ),
-            ErrorCode::Internal => {
-                tracing::error!(error = %other, "admin action failed");
-                page.error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "Something went wrong",
-                    "The action failed. The error was logged.",
-                )
-            }
-            code => page.error(status_of(code), "Not done", &capitalize(&other.to_string())),
-        },
+        other => failed(page, other, "admin action"),
+    }
+}
+
+/// The page for any other refused or failed action: 503 when the store is
+/// out of reach, 500 (logged) for a fault, else the error's own words with
+/// its status.
+pub(crate) fn failed<E: Coded + std::fmt::Display>(
+    page: &PageContext,
+    e: &E,
+    action: &str,
+) -> Response {
+    match e.code() {
+        ErrorCode::Unavailable => page.unavailable(),
+        ErrorCode::Internal => {
+            tracing::error!(error = %e, action, "action failed");
+            page.error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                "The action failed. The error was logged.",
+            )
+        }
+        code => page.error(status_of(code), "Not done", &capitalize(&e.to_string())),
     }
 }
 
 fn status_of(code: ErrorCode) -> StatusCode {
     chat_http::error::status_of(code)
-}
-
-pub(crate) fn capitalize(s: &str) -> String {
-    let mut chars = s.chars();
-    match chars.next() {
-        Some(c) => {
-            let mut out: String = c.to_uppercase().collect();
-            out.push_str(chars.as_str());
-            if !out.ends_with(['.', '!', '?']) {
-                out.push('.');
-            }
-            out
-        }
-        None => String::new(),
-    }
 }
 
 /// A username from the path; a malformed one cannot exist (the caller answers 404).

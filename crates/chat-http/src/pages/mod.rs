@@ -145,6 +145,15 @@ impl PageContext {
         self.finish(see_other(location))
     }
 
+    /// The 503 page for a store that cannot be reached.
+    pub fn unavailable(&self) -> Response {
+        self.error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Temporarily unavailable",
+            "hihichat cannot reach its storage right now. Please try again in a moment.",
+        )
+    }
+
     /// The 404 page.
     pub fn not_found(&self) -> Response {
         self.error(
@@ -183,11 +192,7 @@ impl FromRequestParts<AppState> for PageContext {
             Err(e) => {
                 tracing::warn!(error = ?e, "could not resolve the session for a page");
                 let page = Self::new(&Viewer::guest(), csrf, path, secure);
-                Err(page.error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Temporarily unavailable",
-                    "hihichat cannot reach its storage right now. Please try again in a moment.",
-                ))
+                Err(page.unavailable())
             }
         }
     }

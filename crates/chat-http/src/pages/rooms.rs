@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use super::PageContext;
 use super::csrf::CsrfForm;
-use super::text::{self, Segment};
+use super::text::{self, Segment, capitalize};
 use crate::AppState;
 
 /// Messages on a freshly opened chat page (the WebSocket `joined` sends as many).
@@ -636,11 +636,7 @@ fn store_failure(page: &PageContext, e: &RoomError) -> Response {
         ErrorCode::NotFound => page.not_found(),
         ErrorCode::Unavailable => {
             tracing::warn!(error = %e, "store unavailable for a page");
-            page.error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Temporarily unavailable",
-                "hihichat cannot reach its storage right now. Please try again in a moment.",
-            )
+            page.unavailable()
         }
         _ => {
             tracing::error!(error = %e, "page failed");
@@ -650,22 +646,5 @@ fn store_failure(page: &PageContext, e: &RoomError) -> Response {
                 "The page could not be drawn. The error was logged.",
             )
         }
-    }
-}
-
-/// Domain messages are lower-case fragments ("room name: is too long");
-/// pages show them as sentences.
-fn capitalize(s: &str) -> String {
-    let mut chars = s.chars();
-    match chars.next() {
-        Some(first) => {
-            let mut out: String = first.to_uppercase().collect();
-            out.push_str(chars.as_str());
-            if !out.ends_with(['.', '!', '?']) {
-                out.push('.');
-            }
-            out
-        }
-        None => String::new(),
     }
 }

@@ -1,5 +1,6 @@
 //! Small text helpers for the pages: links in message text, URL encoding of
-//! names, and the check that keeps `?next=` on this site.
+//! names, the check that keeps `?next=` on this site, and domain messages
+//! turned into sentences.
 
 /// A run of message text: plain, or an http(s) link.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -8,6 +9,23 @@ pub struct Segment {
     pub text: String,
     /// `Some(url)` when the run is a link; the URL is the text itself.
     pub href: Option<String>,
+}
+
+/// Domain messages are lower-case fragments ("room name: is too long");
+/// pages show them as sentences: a capital first letter and a full stop.
+pub fn capitalize(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(first) => {
+            let mut out: String = first.to_uppercase().collect();
+            out.push_str(chars.as_str());
+            if !out.ends_with(['.', '!', '?']) {
+                out.push('.');
+            }
+            out
+        }
+        None => String::new(),
+    }
 }
 
 /// Splits message text into plain runs and http(s) links, the same way the
@@ -110,6 +128,18 @@ pub fn login_href(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn domain_messages_become_sentences() {
+        assert_eq!(
+            capitalize("room name: is too long"),
+            "Room name: is too long."
+        );
+        assert_eq!(capitalize("already a member!"), "Already a member!");
+        assert_eq!(capitalize("ärger."), "Ärger.");
+        assert_eq!(capitalize("名字太长"), "名字太长.");
+        assert_eq!(capitalize(""), "");
+    }
 
     fn link(s: &str) -> Segment {
         Segment {
