@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chat_tests::{Client, RecvError, ServerCommand, Ws};
+use chat_tests::{Client, RecvError, ServerCommand, Ws, flood_wait};
 use serde_json::{Value, json};
 
 const ROOM: &str = "crash";
@@ -52,18 +52,15 @@ async fn send_until_killed(
                     total.fetch_add(1, Ordering::Relaxed);
                     break;
                 }
-                Ok(f)
-                    if f["type"] == "error"
-                        && f["code"] == "rate_limited"
-                        && f.get("cid").is_none() =>
-                {
-                    let wait = f["retry_after"].as_f64().unwrap_or(1.0);
-                    tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+                Ok(f) if f["type"] == "error" => {
+                    let Some(wait) = flood_wait(&f) else {
+                        panic!("{name}: unexpected error {f}");
+                    };
+                    tokio::time::sleep(wait).await;
                     if ws.try_send_text(frame.to_string()).await.is_err() {
                         return;
                     }
                 }
-                Ok(f) if f["type"] == "error" => panic!("{name}: unexpected error {f}"),
                 Ok(_) => {}
                 Err(RecvError::Timeout) => panic!("{name}: no ack for {cid} in 20 s"),
                 Err(_) => return,

@@ -666,16 +666,13 @@ impl Ws {
             let answer = self
                 .wait_for(&format!("the ack of {cid}"), |f| {
                     ((f["type"] == "ack" || f["type"] == "error") && f["cid"] == cid)
-                        || (f["type"] == "error"
-                            && f["code"] == "rate_limited"
-                            && f.get("cid").is_none())
+                        || flood_wait(f).is_some()
                 })
                 .await;
-            if answer.get("cid").is_some() {
-                return answer;
+            match flood_wait(&answer) {
+                Some(wait) => tokio::time::sleep(wait).await,
+                None => return answer,
             }
-            let wait = answer["retry_after"].as_f64().unwrap_or(1.0);
-            tokio::time::sleep(Duration::from_secs_f64(wait)).await;
         }
     }
 
@@ -990,6 +987,15 @@ async fn collect_lines(
             kept.push_back(line);
         }
     }
+}
+
+/// How long to wait before sending again, when `frame` is the server's
+/// per-socket flood guard refusing a frame. The guard refuses frames unread,
+/// so its error carries no `cid`: the refused frame is the last one sent.
+pub fn flood_wait(frame: &Value) -> Option<Duration> {
+    let refused =
+        frame["type"] == "error" && frame["code"] == "rate_limited" && frame.get("cid").is_none();
+    refused.then(|| Duration::from_secs_f64(frame["retry_after"].as_f64().unwrap_or(1.0)))
 }
 
 #[cfg(test)]
