@@ -2,94 +2,26 @@
 //! in-memory adapters: who gets which status, and what each action changed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
-
-use chat_domain::{
-    Actor, Password, PermissionName, Ports, ServiceConfig, Services, SystemClock, Username,
-};
-use chat_http::{AppState, HttpConfig, Shutdown};
-use chat_memory::MemoryStore;
+use chat_domain::{Actor, PermissionName, Username};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-struct App {
-    base: String,
-    services: Services,
-}
+mod common;
 
+use common::{App, client, code, csrf_of, page};
+
+/// `admin` (admin) and `bob` (create_room).
 async fn spawn_app() -> App {
-    let store = Arc::new(MemoryStore::new());
-    let services = Services::new(
-        &Ports::single(store, Arc::new(SystemClock)),
-        ServiceConfig {
-            hasher: chat_domain::PasswordHasher::with_params(1024, 1, 1),
-            ..ServiceConfig::default()
-        },
-    );
-    let accounts = &services.accounts;
-    accounts
-        .create_user(
-            &Actor::System,
-            Username::parse("admin").unwrap(),
-            Password::parse("admin-password").unwrap(),
-            [PermissionName::admin()].into(),
-        )
-        .await
-        .unwrap();
-    accounts
-        .create_user(
-            &Actor::System,
-            Username::parse("bob").unwrap(),
-            Password::parse("bob-password").unwrap(),
-            [PermissionName::create_room()].into(),
-        )
-        .await
-        .unwrap();
-    let state = AppState::new(
-        &services,
-        Vec::new(),
-        HttpConfig::default(),
-        Shutdown::new(),
-    );
-    let router = chat_http::router(state, chat_admin::router());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(listener, router).await.unwrap();
-    });
-    App {
-        base: format!("http://{addr}"),
-        services,
-    }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
+    common::spawn_app(&[
+        ("admin", &[PermissionName::admin()]),
+        ("bob", &[PermissionName::create_room()]),
+    ])
+    .await
 }
 
 impl App {
-    async fn login(&self, name: &str, password: &str) -> reqwest::Client {
-        let c = client();
-        let r = c
-            .post(format!("{}/api/session", self.base))
-            .json(&json!({ "username": name, "password": password }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::OK, "login as {name}");
-        c
-    }
-
     async fn admin(&self) -> reqwest::Client {
-        self.login("admin", "admin-password").await
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
+        self.login("admin").await
     }
 
     async fn user(&self, name: &str) -> Option<chat_domain::User> {
@@ -99,15 +31,6 @@ impl App {
             .await
             .ok()
     }
-}
-
-async fn code(r: reqwest::Response) -> (StatusCode, String) {
-    let status = r.status();
-    let body: Value = r.json().await.unwrap_or(Value::Null);
-    (
-        status,
-        body["error"]["code"].as_str().unwrap_or("").to_owned(),
-    )
 }
 
 /// Every admin route with a body that would succeed for an admin.
@@ -144,7 +67,7 @@ fn routes() -> Vec<(reqwest::Method, &'static str, Option<Value>)> {
 async fn guests_get_401_and_users_get_403_on_every_admin_route_and_nothing_changes() {
     let app = spawn_app().await;
     let guest = client();
-    let bob = app.login("bob", "bob-password").await;
+    let bob = app.login("bob").await;
     for (who, c, status, wire) in [
         ("guest", &guest, StatusCode::UNAUTHORIZED, "unauthenticated"),
         ("bob", &bob, StatusCode::FORBIDDEN, "forbidden"),
@@ -170,7 +93,7 @@ async fn guests_get_401_and_users_get_403_on_every_admin_route_and_nothing_chang
     let bob_user = app.user("bob").await.expect("bob still exists");
     assert_eq!(bob_user.permissions, [PermissionName::create_room()].into());
     assert!(app.user("carol").await.is_none());
-    app.login("bob", "bob-password").await;
+    app.login("bob").await;
     let perms = app
         .services
         .accounts
@@ -369,7 +292,7 @@ async fn an_admin_defines_permissions_and_grants_them() {
 async fn a_password_reset_ends_the_users_sessions_and_the_new_one_works() {
     let app = spawn_app().await;
     let admin = app.admin().await;
-    let bob = app.login("bob", "bob-password").await;
+    let bob = app.login("bob").await;
 
     let short = admin
         .put(app.url("/api/admin/users/bob/password"))
@@ -406,7 +329,7 @@ async fn a_password_reset_ends_the_users_sessions_and_the_new_one_works() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    app.login("bob", "brand-new-pw").await;
+    app.login_with("bob", "brand-new-pw").await;
 
     let r = admin
         .put(app.url("/api/admin/users/nobody/password"))
@@ -419,23 +342,11 @@ async fn a_password_reset_ends_the_users_sessions_and_the_new_one_works() {
 
 // ------------------------------------------------------------------ pages
 
-/// The value of the first `name="csrf"` field in a page.
-fn csrf_of(html: &str) -> String {
-    let at = html.find("name=\"csrf\" value=\"").expect("a CSRF field");
-    let rest = &html[at + "name=\"csrf\" value=\"".len()..];
-    rest[..rest.find('"').unwrap()].to_owned()
-}
-
-async fn page(c: &reqwest::Client, url: &str) -> (StatusCode, String) {
-    let r = c.get(url).send().await.unwrap();
-    (r.status(), r.text().await.unwrap())
-}
-
 #[tokio::test]
 async fn admin_pages_are_for_admins_only() {
     let app = spawn_app().await;
     let guest = client();
-    let bob = app.login("bob", "bob-password").await;
+    let bob = app.login("bob").await;
     for path in [
         "/admin/users",
         "/admin/users/new",
@@ -600,7 +511,7 @@ async fn an_admin_manages_users_through_the_pages() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    app.login("bob", "reset-pw-1").await;
+    app.login_with("bob", "reset-pw-1").await;
 
     // Deleting takes a confirmation step.
     let (status, html) = page(&admin, &app.url("/admin/users/bob/delete")).await;

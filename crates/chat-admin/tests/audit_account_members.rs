@@ -3,98 +3,27 @@
 //! with the in-memory adapters: who gets which status, and what changed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
-
-use chat_domain::{
-    Actor, Password, PermissionName, Ports, RoomName, ServiceConfig, Services, SystemClock,
-    Username,
-};
-use chat_http::{AppState, HttpConfig, Shutdown};
-use chat_memory::MemoryStore;
+use chat_domain::{Actor, PermissionName, RoomName};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-struct App {
-    base: String,
-    services: Services,
-}
+mod common;
+
+use common::{App, client, code, csrf_of, page, post_form};
 
 /// `admin` (admin), `bob` (create_room), `carol` and `dave` (nothing), `mo` (moderate).
 async fn spawn_app() -> App {
-    let store = Arc::new(MemoryStore::new());
-    let services = Services::new(
-        &Ports::single(store, Arc::new(SystemClock)),
-        ServiceConfig {
-            hasher: chat_domain::PasswordHasher::with_params(1024, 1, 1),
-            rate_limit: None,
-            ..ServiceConfig::default()
-        },
-    );
-    for (name, perms) in [
-        ("admin", vec![PermissionName::admin()]),
-        ("bob", vec![PermissionName::create_room()]),
-        ("carol", vec![]),
-        ("dave", vec![]),
-        ("mo", vec![PermissionName::moderate()]),
-    ] {
-        services
-            .accounts
-            .create_user(
-                &Actor::System,
-                Username::parse(name).unwrap(),
-                Password::parse(&format!("{name}-password")).unwrap(),
-                perms.into_iter().collect(),
-            )
-            .await
-            .unwrap();
-    }
-    let state = AppState::new(
-        &services,
-        Vec::new(),
-        HttpConfig::default(),
-        Shutdown::new(),
-    );
-    let router = chat_http::router(state, chat_admin::router());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(listener, router).await.unwrap();
-    });
-    App {
-        base: format!("http://{addr}"),
-        services,
-    }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
+    common::spawn_app(&[
+        ("admin", &[PermissionName::admin()]),
+        ("bob", &[PermissionName::create_room()]),
+        ("carol", &[]),
+        ("dave", &[]),
+        ("mo", &[PermissionName::moderate()]),
+    ])
+    .await
 }
 
 impl App {
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    async fn login_with(&self, name: &str, password: &str) -> reqwest::Client {
-        let c = client();
-        let r = c
-            .post(self.url("/api/session"))
-            .json(&json!({ "username": name, "password": password }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::OK, "login as {name}");
-        c
-    }
-
-    async fn login(&self, name: &str) -> reqwest::Client {
-        self.login_with(name, &format!("{name}-password")).await
-    }
-
     async fn me(&self, c: &reqwest::Client) -> Value {
         let r = c.get(self.url("/api/me")).send().await.unwrap();
         r.json::<Value>().await.unwrap()
@@ -122,41 +51,6 @@ impl App {
             .map(|e| format!("{} {} {}", e.actor, e.action.as_str(), e.target))
             .collect()
     }
-}
-
-async fn code(r: reqwest::Response) -> (StatusCode, String) {
-    let status = r.status();
-    let body: Value = r.json().await.unwrap_or(Value::Null);
-    (
-        status,
-        body["error"]["code"].as_str().unwrap_or("").to_owned(),
-    )
-}
-
-fn csrf_of(html: &str) -> String {
-    let at = html.find("name=\"csrf\" value=\"").expect("a CSRF field");
-    let rest = &html[at + "name=\"csrf\" value=\"".len()..];
-    rest[..rest.find('"').unwrap()].to_owned()
-}
-
-async fn page(c: &reqwest::Client, url: &str) -> (StatusCode, String) {
-    let r = c.get(url).send().await.unwrap();
-    (r.status(), r.text().await.unwrap())
-}
-
-async fn post_form(
-    c: &reqwest::Client,
-    url: &str,
-    fields: &[(&str, &str)],
-) -> (StatusCode, String) {
-    let r = c.post(url).form(fields).send().await.unwrap();
-    let status = r.status();
-    let location = r
-        .headers()
-        .get("location")
-        .map(|l| l.to_str().unwrap().to_owned());
-    let body = r.text().await.unwrap();
-    (status, location.unwrap_or(body))
 }
 
 async fn send(app: &App, c: &reqwest::Client, room: &str, text: &str) -> StatusCode {
