@@ -83,11 +83,10 @@ enum Close {
 
 type Flow = Result<(), Close>;
 
-/// What the connection knows about one room it follows.
+/// What the connection knows about one room it follows (the highest seq
+/// sent to the client lives in the room's subscription, which the relay
+/// advances while it delivers directly).
 struct RoomState {
-    /// Highest seq sent to the client: later events at or below it are
-    /// duplicates of the snapshot and are dropped (exactly once per connection).
-    last_sent: Seq,
     /// Joined explicitly (presence is kept); otherwise followed only because
     /// it is one of the user's direct rooms.
     joined: bool,
@@ -306,25 +305,37 @@ impl Connection {
             if self.subs.contains_key(&room.name) {
                 continue;
             }
-            let Ok(sub) = self.state.hub.subscribe(&room.name).await else {
+            let Ok(sub) = self.subscribe(&room.name).await else {
                 return Err(Close::With(code::TRY_AGAIN, "try again later"));
             };
-            self.subs.insert(room.name.clone(), sub);
             let last = self
                 .state
                 .chat
                 .last_seq(&self.actor, &room.name)
                 .await
                 .unwrap_or(Seq::ZERO);
-            self.rooms.insert(
-                room.name,
-                RoomState {
-                    last_sent: last,
-                    joined: false,
-                },
-            );
+            sub.sent_up_to(last);
+            self.subs.insert(room.name.clone(), sub);
+            self.rooms.insert(room.name, RoomState { joined: false });
         }
         Ok(())
+    }
+
+    /// Subscribes to `room` for this connection (paused until its snapshot
+    /// is sent: see [`RoomSubscription::sent_up_to`]).
+    async fn subscribe(&self, room: &RoomName) -> Result<RoomSubscription, chat_domain::RoomError> {
+        let user = self.actor.user().map(|u| u.name.clone());
+        self.state
+            .hub
+            .subscribe(room, Arc::clone(&self.out), user)
+            .await
+    }
+
+    /// This connection's subscription to `room`, if it follows it.
+    fn sub(&self, room: &RoomName) -> Option<&RoomSubscription> {
+        // A linear scan: a connection follows a handful of rooms, and this
+        // runs only off the direct path (joins, gaps, catch-ups).
+        self.subs.iter().find(|(r, _)| r == room).map(|(_, s)| s)
     }
 
     async fn event_loop(
@@ -528,12 +539,16 @@ impl Connection {
         };
         let newly_followed = !self.subs.contains_key(&room);
         if newly_followed {
-            match self.state.hub.subscribe(&room).await {
+            match self.subscribe(&room).await {
                 Ok(sub) => {
                     self.subs.insert(room.clone(), sub);
                 }
                 Err(e) => return self.domain_error(&e, None, Some(&room)).await,
             }
+        } else if let Some(sub) = self.sub(&room) {
+            // The relay must not deliver past the snapshot before the
+            // `joined` frame that carries it has been queued.
+            sub.pause();
         }
         let snapshot = match since {
             Some(since) => chat
@@ -567,11 +582,13 @@ impl Connection {
             warn!(error = %e, "could not record presence");
         }
         let online = chat.online(&self.actor, &room).await.unwrap_or_default();
-        let state = self.rooms.entry(room.clone()).or_insert(RoomState {
-            last_sent: Seq::ZERO,
-            joined: false,
-        });
-        state.last_sent = state.last_sent.max(snapshot_last);
+        if let Some(sub) = self.sub(&room) {
+            sub.sent_up_to(snapshot_last);
+        }
+        let state = self
+            .rooms
+            .entry(room.clone())
+            .or_insert(RoomState { joined: false });
         let already_joined = std::mem::replace(&mut state.joined, true);
         self.push(encode(&ServerFrame::Joined {
             room: room.as_str(),
@@ -722,7 +739,7 @@ impl Connection {
         let Some(with) = room.direct_peer(&me) else {
             return Ok(());
         };
-        let sub = match self.state.hub.subscribe(&room).await {
+        let sub = match self.subscribe(&room).await {
             Ok(sub) => sub,
             Err(e) => return self.domain_error(&e, None, Some(&room)).await,
         };
@@ -744,14 +761,10 @@ impl Connection {
                 return self.domain_error(&e, None, Some(&room)).await;
             }
         };
-        let last_sent = page.messages.last().map_or(Seq::ZERO, |m| m.seq);
-        self.rooms.insert(
-            room,
-            RoomState {
-                last_sent,
-                joined: false,
-            },
-        );
+        if let Some(sub) = self.sub(&room) {
+            sub.sent_up_to(page.messages.last().map_or(Seq::ZERO, |m| m.seq));
+        }
+        self.rooms.insert(room, RoomState { joined: false });
         for m in &page.messages {
             self.push(message_frame(m)).await?;
         }
@@ -783,8 +796,8 @@ impl Connection {
                 self.push(message_frame(m)).await?;
                 after = m.seq;
             }
-            if let Some(state) = self.rooms.get_mut(room) {
-                state.last_sent = state.last_sent.max(after);
+            if let Some(sub) = self.sub(room) {
+                sub.sent_up_to(after);
             }
             // No progress means retention removed the rest: nothing left to send.
             if after == before || !page.more {
@@ -807,7 +820,10 @@ impl Connection {
         let me = self.actor.user().map(|u| &u.name);
         match &event.about {
             About::Message(seq) => {
-                let Some(last) = self.rooms.get(&room).map(|s| s.last_sent) else {
+                if !self.rooms.contains_key(&room) {
+                    return Ok(());
+                }
+                let Some(last) = self.sub(&room).map(RoomSubscription::last_sent) else {
                     return Ok(());
                 };
                 if *seq <= last {
@@ -816,11 +832,9 @@ impl Connection {
                 if *seq > last.next() {
                     self.catch_up(&room, last, *seq).await?;
                 }
-                if let Some(state) = self.rooms.get_mut(&room) {
-                    if *seq <= state.last_sent {
-                        return Ok(());
-                    }
-                    state.last_sent = *seq;
+                match self.sub(&room) {
+                    Some(sub) if *seq > sub.last_sent() => sub.sent_up_to(*seq),
+                    _ => return Ok(()),
                 }
                 self.push(event.text.clone()).await
             }
