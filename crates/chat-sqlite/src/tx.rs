@@ -14,7 +14,12 @@
 
 use chat_domain::StoreResult;
 use sqlx::pool::PoolConnection;
+use sqlx::query::Query;
+use sqlx::sqlite::SqliteArguments;
 use sqlx::{Sqlite, SqliteConnection, SqlitePool};
+
+/// A statement with its arguments bound, not yet run.
+pub(crate) type Statement = Query<'static, Sqlite, SqliteArguments>;
 
 use crate::error::store_error;
 
@@ -33,6 +38,33 @@ impl WriteTx {
         // goes back to the pool as it came.
         sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
         Ok(Self { conn, ended: false })
+    }
+
+    /// Takes a connection from the pool for a transaction that the caller's
+    /// first statement begins (its SQL starts with `BEGIN IMMEDIATE;`), so
+    /// that BEGIN costs no round trip to the connection's thread of its own.
+    /// Until COMMIT or ROLLBACK succeeds the connection counts as possibly
+    /// in a transaction: a failure rolls back, and a failed ROLLBACK (no
+    /// transaction was open after all) closes the connection.
+    pub(crate) async fn acquire(pool: &SqlitePool) -> Result<Self, sqlx::Error> {
+        let conn = pool.acquire().await?;
+        Ok(Self { conn, ended: false })
+    }
+
+    /// Runs `statement`, whose SQL MUST end with `COMMIT`: the transaction's
+    /// last statements and its commit in one round trip. On failure rolls
+    /// back and returns the error.
+    pub(crate) async fn commit_with(mut self, statement: Statement) -> Result<(), sqlx::Error> {
+        match statement.execute(&mut *self.conn).await {
+            Ok(_) => {
+                self.ended = true;
+                Ok(())
+            }
+            Err(e) => {
+                self.rollback_in_place().await;
+                Err(e)
+            }
+        }
     }
 
     /// The connection, for statements inside the transaction.

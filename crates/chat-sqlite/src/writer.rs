@@ -18,13 +18,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chat_domain::{Appended, Message, MessageText, NewMessage, StoreError, StoreResult, Timestamp};
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::{Row as _, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::error::{Kind, classify, parse, shared_store_error, store_error};
 use crate::rows::{message_kind, seq_from_db};
-use crate::tx::WriteTx;
+use crate::tx::{Statement, WriteTx};
 
 /// Most appends stored in one transaction. Large enough that one fsync is
 /// shared by many messages under load, small enough that a group's
@@ -172,10 +172,12 @@ async fn try_group(
     pool: &SqlitePool,
     messages: &[&NewMessage],
 ) -> Result<Vec<StoreResult<Appended>>, GroupFailure> {
-    let mut tx = WriteTx::begin(pool).await.map_err(GroupFailure::Start)?;
-    match store_messages(tx.conn(), messages).await {
-        Ok(answers) => {
-            tx.commit().await.map_err(GroupFailure::During)?;
+    let mut tx = WriteTx::acquire(pool)
+        .await
+        .map_err(GroupFailure::Start)?;
+    match store_messages(&mut tx, messages).await {
+        Ok((answers, insert)) => {
+            tx.commit_with(insert).await.map_err(GroupFailure::During)?;
             Ok(answers)
         }
         Err(e) => {
@@ -194,61 +196,67 @@ fn key(m: &NewMessage) -> Option<Key<'_>> {
         .map(|c| (m.room.as_str(), m.from.as_str(), c.as_str()))
 }
 
-/// Stores a group of messages inside the writer's open transaction.
+/// Begins the group's transaction, finds the sends stored by an earlier
+/// group, and moves each room's counter past the group's new messages: one
+/// round trip to the connection's thread. The two `SELECT`-like statements
+/// return rows of different widths (5 and 2 columns), which tells them apart.
+///
+/// The counter moves by the group's new messages of the room that are not
+/// stored already, the same test as the first statement's, in the same
+/// transaction: both statements see the same set.
+const BEGIN_AND_RESERVE: &str = "BEGIN IMMEDIATE; \
+     SELECT j.key, m.seq, m.text, m.ts, m.kind \
+     FROM jsonb_each(?1) AS j \
+     JOIN messages AS m INDEXED BY messages_by_cid \
+       ON m.room = j.value ->> 0 AND m.sender = j.value ->> 1 AND m.cid = j.value ->> 2; \
+     UPDATE rooms SET last_seq = last_seq + j.n \
+     FROM (SELECT e.value ->> 0 AS room, count(*) AS n FROM jsonb_each(?2) AS e \
+           WHERE NOT EXISTS (SELECT 1 FROM messages AS m INDEXED BY messages_by_cid \
+                             WHERE m.room = e.value ->> 0 AND m.sender = e.value ->> 1 \
+                               AND m.cid = e.value ->> 2) \
+           GROUP BY 1) AS j \
+     WHERE rooms.name = j.room \
+     RETURNING name, last_seq";
+
+/// Inserts the new messages and commits: the second and last round trip.
+const INSERT_AND_COMMIT: &str = "INSERT INTO messages (room, seq, sender, text, ts, cid, kind) \
+     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
+            value ->> 5, value ->> 6 \
+     FROM jsonb_each(?1); \
+     COMMIT";
+
+/// Stores a group of messages: begins the transaction and does everything
+/// but the final insert, which it returns for [`WriteTx::commit_with`].
 ///
 /// This is, for the whole group at once, what storing one message is: look
 /// up an earlier message with the same (room, sender, cid); otherwise bump
-/// the room's `last_seq` and insert the message under the new value. Doing
-/// it set-wise costs three statements per group instead of three per
-/// message, each fed the group as one JSON array parameter so the SQL text
-/// never changes and stays in the statement cache.
+/// the room's `last_seq` and insert the message under the new value. Each
+/// statement is fed the group as one JSON array parameter, so the SQL text
+/// never changes and stays in the statement cache; and since every hand-off
+/// to sqlx's connection thread costs two context switches, more than the
+/// SQL for a small group, the statements go in two round trips.
 ///
-/// The outer error is a failed statement, which spoils the transaction; an
-/// inner error is one append's own answer (a missing room), which leaves
-/// the rest of the group to commit.
-async fn store_messages(
-    conn: &mut SqliteConnection,
-    messages: &[&NewMessage],
-) -> Result<Vec<StoreResult<Appended>>, sqlx::Error> {
+/// The error is a failed statement, which spoils the transaction; a
+/// missing room is that append's own answer and leaves the rest to commit.
+async fn store_messages<'m>(
+    tx: &mut WriteTx,
+    messages: &[&'m NewMessage],
+) -> Result<(Vec<StoreResult<Appended>>, Statement), sqlx::Error> {
     let mut answers: Vec<Option<StoreResult<Appended>>> = messages.iter().map(|_| None).collect();
 
-    // 1. Sends already stored by an earlier group.
-    let keyed: Vec<(usize, Key<'_>)> = messages
+    // Every keyed send (for the earlier ones), and the sends that are new to
+    // this group: a send repeated within it is answered by its first
+    // occurrence.
+    let keyed: Vec<(usize, Key<'m>)> = messages
         .iter()
         .enumerate()
         .filter_map(|(i, m)| key(m).map(|k| (i, k)))
         .collect();
-    if !keyed.is_empty() {
-        let keys: Vec<Key<'_>> = keyed.iter().map(|(_, k)| *k).collect();
-        // INDEXED BY turns a plan that would not use the cid index into an
-        // error at prepare time rather than a silent scan of the room.
-        let earlier: Vec<(i64, i64, String, i64, String)> = sqlx::query_as(
-            "SELECT j.key, m.seq, m.text, m.ts, m.kind \
-             FROM jsonb_each(?1) AS j \
-             JOIN messages AS m INDEXED BY messages_by_cid \
-               ON m.room = j.value ->> 0 AND m.sender = j.value ->> 1 AND m.cid = j.value ->> 2",
-        )
-        .bind(to_json(&keys)?)
-        .fetch_all(&mut *conn)
-        .await?;
-        for (at, seq, text, ts, kind) in earlier {
-            if let Some(&(i, _)) = usize::try_from(at).ok().and_then(|at| keyed.get(at)) {
-                answers[i] = Some(earlier_message(messages[i], seq, text, ts, kind));
-            }
-        }
-    }
-
-    // 2. Which messages are new, and how many each room gets. A send
-    //    repeated within this group is answered by its first occurrence.
+    let keys: Vec<Key<'_>> = keyed.iter().map(|(_, k)| *k).collect();
     let mut first_of: HashMap<Key<'_>, usize> = HashMap::new();
     let mut repeats: Vec<(usize, usize)> = Vec::new();
-    let mut fresh: Vec<usize> = Vec::new();
-    let mut per_room: Vec<(&str, i64)> = Vec::new();
-    let mut room_slot: HashMap<&str, usize> = HashMap::new();
+    let mut unique: Vec<usize> = Vec::new();
     for (i, m) in messages.iter().enumerate() {
-        if answers[i].is_some() {
-            continue;
-        }
         if let Some(k) = key(m) {
             if let Some(&first) = first_of.get(&k) {
                 repeats.push((i, first));
@@ -256,36 +264,60 @@ async fn store_messages(
             }
             first_of.insert(k, i);
         }
-        fresh.push(i);
-        let slot = *room_slot.entry(m.room.as_str()).or_insert_with(|| {
-            per_room.push((m.room.as_str(), 0));
-            per_room.len() - 1
-        });
-        per_room[slot].1 += 1;
+        unique.push(i);
     }
+    let candidates: Vec<(&str, &str, Option<&str>)> = unique
+        .iter()
+        .map(|&i| {
+            let m = messages[i];
+            (
+                m.room.as_str(),
+                m.from.as_str(),
+                m.cid.as_ref().map(|c| c.as_str()),
+            )
+        })
+        .collect();
 
-    // 3. Reserve each room's seqs by moving its counter; a missing room
-    //    returns no row.
-    let mut next_seq: HashMap<String, i64> = HashMap::new();
-    if !per_room.is_empty() {
-        let bumped: Vec<(String, i64)> = sqlx::query_as(
-            "UPDATE rooms SET last_seq = last_seq + j.n \
-             FROM (SELECT value ->> 0 AS room, value ->> 1 AS n FROM jsonb_each(?1)) AS j \
-             WHERE rooms.name = j.room \
-             RETURNING name, last_seq",
-        )
-        .bind(to_json(&per_room)?)
-        .fetch_all(&mut *conn)
+    let rows = sqlx::query(BEGIN_AND_RESERVE)
+        .bind(to_json(&keys)?)
+        .bind(to_json(&candidates)?)
+        .fetch_all(tx.conn())
         .await?;
-        let counts: HashMap<&str, i64> = per_room.iter().copied().collect();
-        for (room, last) in bumped {
-            let n = counts.get(room.as_str()).copied().unwrap_or(0);
-            next_seq.insert(room, last - n + 1);
+    let mut bumped: Vec<(String, i64)> = Vec::new();
+    for row in rows {
+        if row.len() == 2 {
+            bumped.push((row.try_get(0)?, row.try_get(1)?));
+            continue;
+        }
+        let at: i64 = row.try_get(0)?;
+        if let Some(&(i, _)) = usize::try_from(at).ok().and_then(|at| keyed.get(at)) {
+            answers[i] = Some(earlier_message(
+                messages[i],
+                row.try_get(1)?,
+                row.try_get(2)?,
+                row.try_get(3)?,
+                row.try_get(4)?,
+            ));
         }
     }
 
-    // 4. Insert the new messages under their seqs.
-    let mut rows: Vec<Row<'_>> = Vec::with_capacity(fresh.len());
+    // The new messages, and each room's first new seq.
+    let fresh: Vec<usize> = unique
+        .into_iter()
+        .filter(|&i| answers[i].is_none())
+        .collect();
+    let mut counts: HashMap<&str, i64> = HashMap::new();
+    for &i in &fresh {
+        *counts.entry(messages[i].room.as_str()).or_default() += 1;
+    }
+    let mut next_seq: HashMap<String, i64> = HashMap::new();
+    for (room, last) in bumped {
+        let n = counts.get(room.as_str()).copied().unwrap_or(0);
+        next_seq.insert(room, last - n + 1);
+    }
+
+    // Give the new messages their seqs; a missing room returned no row.
+    let mut inserts: Vec<Row<'_>> = Vec::with_capacity(fresh.len());
     for &i in &fresh {
         let m = messages[i];
         let Some(next) = next_seq.get_mut(m.room.as_str()) else {
@@ -294,7 +326,7 @@ async fn store_messages(
         };
         let seq = *next;
         *next += 1;
-        rows.push((
+        inserts.push((
             m.room.as_str(),
             seq,
             m.from.as_str(),
@@ -316,19 +348,13 @@ async fn store_messages(
             duplicate: false,
         }));
     }
-    if !rows.is_empty() {
-        sqlx::query(
-            "INSERT INTO messages (room, seq, sender, text, ts, cid, kind) \
-             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
-                    value ->> 5, value ->> 6 \
-             FROM jsonb_each(?1)",
-        )
-        .bind(to_json(&rows)?)
-        .execute(&mut *conn)
-        .await?;
-    }
+    let finish = if inserts.is_empty() {
+        sqlx::query("COMMIT")
+    } else {
+        sqlx::query(INSERT_AND_COMMIT).bind(to_json(&inserts)?)
+    };
 
-    // 5. Repeats within the group get their first occurrence's answer.
+    // Repeats within the group get their first occurrence's answer.
     for (i, first) in repeats {
         answers[i] = Some(match &answers[first] {
             Some(Ok(appended)) => Ok(Appended {
@@ -342,10 +368,11 @@ async fn store_messages(
         });
     }
 
-    Ok(answers
+    let answers = answers
         .into_iter()
         .map(|a| a.unwrap_or_else(|| Err(StoreError::unexpected("an append was not answered"))))
-        .collect())
+        .collect();
+    Ok((answers, finish))
 }
 
 /// A message row as inserted: room, seq, sender, text, ts, cid, kind.
@@ -486,18 +513,28 @@ mod tests {
         );
         assert_eq!(texts(&store, "side").await, [(1, "elsewhere".to_owned())]);
 
-        // A later group finds the cid in the database.
+        // A later group finds the cid in the database, and the room's
+        // counter moves only by the messages that are new.
         let again = one_group(
             &store,
-            vec![with_cid(message("lobby", "alice", "retry"), "x")],
+            vec![
+                with_cid(message("lobby", "alice", "retry"), "x"),
+                with_cid(message("lobby", "alice", "new"), "y"),
+                with_cid(message("lobby", "alice", "retry again"), "x"),
+                message("lobby", "bob", "no cid"),
+            ],
         )
         .await;
         assert_eq!(seq_of(&again[0]), (1, true));
         assert_eq!(again[0].as_ref().unwrap().message.text.as_str(), "one");
+        assert_eq!(seq_of(&again[1]), (4, false));
+        assert_eq!(seq_of(&again[2]), (1, true));
+        assert_eq!(seq_of(&again[3]), (5, false));
         assert_eq!(
             store.last_seq(&room_name("lobby")).await.unwrap(),
-            Seq::new(3)
+            Seq::new(5)
         );
+        assert_eq!(texts(&store, "lobby").await.len(), 5);
     }
 
     #[tokio::test]
