@@ -31,7 +31,7 @@ use super::frames::{
     message_list,
 };
 use super::hub::{RoomItem, RoomSubscription};
-use super::outbox::{Outbox, PushError};
+use super::outbox::{Outbox, PushError, Refused};
 use crate::AppState;
 use crate::auth::Viewer;
 use crate::shutdown::ConnectionGuard;
@@ -52,11 +52,12 @@ const JOIN_SNAPSHOT: usize = 50;
 /// How long the writer may take to get the close frame out before the
 /// socket is simply dropped (a dead peer must not hold up shutdown).
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long, after its close frame went out, the server reads (and drops)
+/// what the client still sends, waiting for its close frame in reply.
+const CLOSE_DRAIN: Duration = Duration::from_secs(2);
 /// How long a full outgoing queue may stay full before the client counts as
-/// a slow consumer. Meanwhile the room's broadcast buffer holds its events.
+/// a slow consumer. Meanwhile its rooms' subscriptions hold their events.
 const SLOW_CONSUMER_GRACE: Duration = Duration::from_secs(2);
-/// How many queued frames one write batch takes before flushing.
-const MAX_BATCH: usize = 64;
 /// Check the session every this many heartbeats, so a logout elsewhere ends
 /// this socket within a minute or so without a store read per beat.
 const SESSION_CHECK_EVERY: u32 = 3;
@@ -186,9 +187,9 @@ pub(super) fn run(
     );
     let (sink, stream) = socket.split();
     let out = Arc::new(Outbox::new(state.config.outbound_queue));
+    out.attach(sink);
     let (close_tx, close_rx) = oneshot::channel();
-    let writer =
-        tokio::spawn(write_loop(sink, Arc::clone(&out), close_rx).instrument(span.clone()));
+    let writer = tokio::spawn(write_loop(Arc::clone(&out), close_rx).instrument(span.clone()));
     // Boxed: the futures below move it around, and a pointer is cheaper to
     // keep twice than the state itself (async fns keep their arguments).
     let conn = Box::new(Connection {
@@ -230,7 +231,7 @@ impl Connection {
     /// for it, bounded, so a dead peer cannot hold the socket open.
     async fn finish(
         mut self: Box<Self>,
-        (ended, stream): (Close, SplitStream<WebSocket>),
+        (ended, mut stream): (Close, SplitStream<WebSocket>),
         close_tx: oneshot::Sender<CloseFrame>,
         writer: tokio::task::JoinHandle<()>,
     ) {
@@ -238,20 +239,38 @@ impl Connection {
         let Connection { out, subs, .. } = *self;
         drop(subs);
         out.close_and_clear();
-        match ended {
-            Close::With(code, reason) => {
-                let _ = close_tx.send(CloseFrame {
+        let handshake = match ended {
+            Close::With(code, reason) => close_tx
+                .send(CloseFrame {
                     code,
                     reason: Utf8Bytes::from_static(reason),
-                });
-            }
-            Close::Gone => drop(close_tx),
-        }
+                })
+                .is_ok(),
+            Close::Gone => false,
+        };
         if tokio::time::timeout(CLOSE_TIMEOUT + Duration::from_secs(1), writer)
             .await
             .is_err()
         {
             debug!("writer did not finish in time");
+        }
+        if handshake {
+            // Finish the closing handshake (RFC 6455 §7.1.1): read until the
+            // client's close frame. Closing the TCP socket while the
+            // client's frames sit unread in it (a flood, a huge frame) makes
+            // the kernel send a reset, which throws away, on the client's
+            // side, everything not yet read — our close frame included — so
+            // the client would see "connection reset" instead of the code.
+            let drain = async {
+                while let Some(Ok(message)) = stream.next().await {
+                    if matches!(message, Message::Close(_)) {
+                        break;
+                    }
+                }
+            };
+            if tokio::time::timeout(CLOSE_DRAIN, drain).await.is_err() {
+                debug!("no close frame in reply");
+            }
         }
         drop(stream);
         debug!("disconnected");
@@ -393,8 +412,8 @@ impl Connection {
         // every connection; the waiting one is boxed.
         match self.out.try_push(message) {
             Ok(()) => Ok(()),
-            Err((PushError::Closed, _)) => Err(Close::Gone),
-            Err((PushError::Full, message)) => {
+            Err(Refused::Closed) => Err(Close::Gone),
+            Err(Refused::Full(message)) => {
                 match Box::pin(self.out.push(message, SLOW_CONSUMER_GRACE)).await {
                     Ok(()) => Ok(()),
                     Err(PushError::Closed) => Err(Close::Gone),
@@ -1007,38 +1026,24 @@ fn read_error(e: &axum::Error) -> Close {
     Close::Gone
 }
 
-/// The writer: takes frames from the queue, feeds as many as are waiting,
-/// then flushes once, so a burst costs one syscall rather than one per frame.
-/// A close request interrupts a write stuck on a slow peer.
-async fn write_loop(
-    mut sink: SplitSink<WebSocket, Message>,
-    outbox: Arc<Outbox>,
-    mut close_rx: oneshot::Receiver<CloseFrame>,
-) {
+/// The writer: sends what producers could not write in place (see
+/// [`Outbox`]): queued frames, and frames a slow socket took only into its
+/// buffer. Feeds everything waiting, then flushes once, so a burst costs one
+/// syscall rather than one per frame. A close request interrupts a write
+/// stuck on a slow peer.
+async fn write_loop(outbox: Arc<Outbox>, mut close_rx: oneshot::Receiver<CloseFrame>) {
     loop {
-        let first = tokio::select! {
+        tokio::select! {
             biased;
-            frame = &mut close_rx => return Box::pin(finish(sink, frame.ok())).await,
-            first = outbox.pop() => first,
-        };
-        let Some(first) = first else {
-            let frame = close_rx.await.ok();
-            return Box::pin(finish(sink, frame)).await;
-        };
-        let write = async {
-            sink.feed(first).await?;
-            for _ in 1..MAX_BATCH {
-                match outbox.try_pop() {
-                    Some(m) => sink.feed(m).await?,
-                    None => break,
-                }
+            frame = &mut close_rx => {
+                return Box::pin(finish(outbox.detach(), frame.ok())).await;
             }
-            sink.flush().await
-        };
+            () = outbox.wanted() => {}
+        }
         let written = tokio::select! {
             biased;
             frame = &mut close_rx => Err(frame.ok()),
-            r = write => Ok(r),
+            r = std::future::poll_fn(|cx| outbox.drive(cx)) => Ok(r),
         };
         match written {
             Ok(Ok(())) => {}
@@ -1046,12 +1051,15 @@ async fn write_loop(
                 debug!(error = %e, "write failed");
                 return;
             }
-            Err(frame) => return Box::pin(finish(sink, frame)).await,
+            Err(frame) => return Box::pin(finish(outbox.detach(), frame)).await,
         }
     }
 }
 
-async fn finish(mut sink: SplitSink<WebSocket, Message>, frame: Option<CloseFrame>) {
+async fn finish(sink: Option<SplitSink<WebSocket, Message>>, frame: Option<CloseFrame>) {
+    let Some(mut sink) = sink else {
+        return;
+    };
     let close = async {
         if let Some(frame) = frame {
             sink.send(Message::Close(Some(frame))).await?;
@@ -1079,7 +1087,7 @@ mod tests {
 
     fn size_of_writer<F, Fut>(_: F) -> usize
     where
-        F: FnOnce(SplitSink<WebSocket, Message>, Arc<Outbox>, oneshot::Receiver<CloseFrame>) -> Fut,
+        F: FnOnce(Arc<Outbox>, oneshot::Receiver<CloseFrame>) -> Fut,
     {
         std::mem::size_of::<Fut>()
     }
@@ -1093,6 +1101,83 @@ mod tests {
         assert!(run <= 1536, "the connection future is {run} bytes");
         assert!(writer <= 768, "the writer future is {writer} bytes");
         assert!(std::mem::size_of::<Connection>() <= 512);
+    }
+
+    /// A real socket whose client does not read at first: the first frames
+    /// go out in place, then the kernel buffers fill, frames queue, and the
+    /// writer sends them when the client reads. Every frame must arrive,
+    /// once, in the order pushed, through all three paths.
+    #[tokio::test]
+    async fn frames_arrive_in_order_whether_written_in_place_or_queued() {
+        use axum::extract::WebSocketUpgrade;
+        use axum::routing::get;
+
+        const FRAMES: usize = 3_000;
+        let (tx, rx) = oneshot::channel::<WebSocket>();
+        let tx = Arc::new(std::sync::Mutex::new(Some(tx)));
+        let app = axum::Router::new().route(
+            "/",
+            get(move |ws: WebSocketUpgrade| {
+                let tx = tx.lock().unwrap().take();
+                async move {
+                    ws.on_upgrade(move |socket| async move {
+                        let _ = tx.unwrap().send(socket);
+                    })
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
+            .await
+            .unwrap();
+        let socket = rx.await.unwrap();
+        let (sink, _stream) = socket.split();
+        let out = Arc::new(Outbox::new(FRAMES));
+        out.attach(sink);
+        let (close_tx, close_rx) = oneshot::channel();
+        let writer = tokio::spawn(write_loop(Arc::clone(&out), close_rx));
+
+        let padding = "x".repeat(2_000);
+        for i in 0..FRAMES {
+            let text = format!("{i:05}{padding}");
+            out.try_push(Message::Text(text.into())).unwrap();
+        }
+        assert!(
+            out.try_pop().is_some(),
+            "the client reads nothing yet, so some frames must have queued"
+        );
+        // That frame was taken out of order on purpose to prove the queue
+        // was used; put the check on the rest.
+        let mut expected = (0..FRAMES).peekable();
+        let mut skipped = 0;
+        while let Some(frame) = client.next().await {
+            let text = frame.unwrap().into_text().unwrap();
+            let n: usize = text[..5].parse().unwrap();
+            while expected.peek().is_some_and(|&e| e < n) {
+                expected.next();
+                skipped += 1;
+            }
+            assert_eq!(expected.next(), Some(n), "frame {n} out of order");
+            if n == FRAMES - 1 {
+                break;
+            }
+        }
+        assert_eq!(skipped, 1, "only the frame taken from the queue is missing");
+        close_tx
+            .send(CloseFrame {
+                code: 1000,
+                reason: Utf8Bytes::from_static("bye"),
+            })
+            .unwrap();
+        writer.await.unwrap();
+        match client.next().await {
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Close(Some(f)))) => {
+                assert_eq!(u16::from(f.code), 1000);
+            }
+            other => panic!("expected the close frame, got {other:?}"),
+        }
     }
 
     #[test]

@@ -40,7 +40,7 @@ use tokio::task::AbortHandle;
 use tracing::{Instrument, debug, info_span, warn};
 
 use super::frames::{About, Relayed, relay_event};
-use super::outbox::{Outbox, PushError};
+use super::outbox::{Outbox, Refused};
 
 /// How many events a paused subscription keeps for its connection's loop.
 ///
@@ -409,10 +409,10 @@ impl Member {
         match self.outbox.try_push(Message::Text(event.text.clone())) {
             // A closed outbox: the connection is ending and drops its
             // subscriptions next; nothing more to deliver.
-            Ok(()) | Err((PushError::Closed, _)) => Direct::Done,
+            Ok(()) | Err(Refused::Closed) => Direct::Done,
             // The loop waits for room, bounded, and closes a socket that
             // stays full (1013): the relay must never wait for one client.
-            Err((PushError::Full, _)) => Direct::Defer,
+            Err(Refused::Full(_)) => Direct::Defer,
         }
     }
 
@@ -666,7 +666,10 @@ mod tests {
         for seq in 1..=(RELAY_CAPACITY as u64 + 1) {
             member.offer(&message(seq));
         }
-        assert!(matches!(poll(&mut sub), Poll::Ready(Some(RoomItem::Lagged))));
+        assert!(matches!(
+            poll(&mut sub),
+            Poll::Ready(Some(RoomItem::Lagged))
+        ));
         assert!(matches!(poll(&mut sub), Poll::Ready(None)));
     }
 
@@ -676,7 +679,10 @@ mod tests {
         member.offer(&message(1));
         member.close();
         assert_eq!(pending_seq(poll(&mut sub)), Seq::new(1));
-        assert!(matches!(poll(&mut sub), Poll::Ready(Some(RoomItem::Closed))));
+        assert!(matches!(
+            poll(&mut sub),
+            Poll::Ready(Some(RoomItem::Closed))
+        ));
         assert!(matches!(poll(&mut sub), Poll::Ready(None)));
     }
 
