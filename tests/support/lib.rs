@@ -990,11 +990,13 @@ async fn collect_lines(
 }
 
 /// How long to wait before sending again, when `frame` is the server's
-/// per-socket flood guard refusing a frame. The guard refuses frames unread,
-/// so its error carries no `cid`: the refused frame is the last one sent.
+/// per-socket flood guard refusing a frame (it refuses frames unread and
+/// echoes their `cid`; unlike a room's rate limit, which a test may want to
+/// see, it is not about the message, so helpers wait and resend).
 pub fn flood_wait(frame: &Value) -> Option<Duration> {
-    let refused =
-        frame["type"] == "error" && frame["code"] == "rate_limited" && frame.get("cid").is_none();
+    let refused = frame["type"] == "error"
+        && frame["code"] == "rate_limited"
+        && frame["message"] == "too many frames; slow down";
     refused.then(|| Duration::from_secs_f64(frame["retry_after"].as_f64().unwrap_or(1.0)))
 }
 

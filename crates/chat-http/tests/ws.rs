@@ -460,17 +460,26 @@ async fn a_flood_of_frames_gets_errors_then_a_close() {
             .send(json!({"type": "ping", "cid": format!("p{i}")}))
             .await;
     }
+    // Every ping is answered once, by a pong or by a refusal carrying its
+    // cid (refused unread, but the client can still tell which it was).
     let mut limited = 0;
+    let mut answered = std::collections::BTreeSet::new();
     for _ in 0..80 {
         let f = flooder.recv().await;
         if f["type"] == "error" {
             assert_eq!(f["code"], "rate_limited");
+            assert!(f["retry_after"].as_f64().unwrap() > 0.0, "{f}");
             limited += 1;
         } else {
             assert_eq!(f["type"], "pong");
         }
+        assert!(
+            answered.insert(f["cid"].as_str().unwrap().to_owned()),
+            "{f}"
+        );
     }
     assert!(limited > 0);
+    assert_eq!(answered.len(), 80);
 
     // Far too fast: closed with 1008.
     for i in 0..400 {

@@ -172,9 +172,7 @@ async fn try_group(
     pool: &SqlitePool,
     messages: &[&NewMessage],
 ) -> Result<Vec<StoreResult<Appended>>, GroupFailure> {
-    let mut tx = WriteTx::acquire(pool)
-        .await
-        .map_err(GroupFailure::Start)?;
+    let mut tx = WriteTx::acquire(pool).await.map_err(GroupFailure::Start)?;
     match store_messages(&mut tx, messages).await {
         Ok((answers, insert)) => {
             tx.commit_with(insert).await.map_err(GroupFailure::During)?;

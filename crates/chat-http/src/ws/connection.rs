@@ -483,12 +483,19 @@ impl Connection {
             if self.refusals > ABUSIVE_REFUSALS {
                 return Err(Close::With(code::POLICY, "flooding"));
             }
+            // Refused unread, but with its cid, so the client knows which
+            // request to send again after `retry_after`.
+            let (cid, room) = if text.len() <= self.state.config.max_frame_bytes {
+                frames::ids(text)
+            } else {
+                (None, None)
+            };
             return self
                 .error(
                     ErrorCode::RateLimited,
                     "too many frames; slow down",
-                    None,
-                    None,
+                    cid.as_deref(),
+                    room.as_deref(),
                     Some(retry),
                 )
                 .await;

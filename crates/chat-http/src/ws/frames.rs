@@ -192,6 +192,29 @@ pub struct Refused {
     pub room: Option<String>,
 }
 
+/// The `cid` and `room` of a frame refused before it was read (by the
+/// per-socket flood guard), so the client can tell which request it was.
+/// A light parse: every other field is skipped without being built, and a
+/// frame that is not an object with string `cid`/`room` gives nothing.
+pub fn ids(text: &str) -> (Option<String>, Option<String>) {
+    #[derive(Deserialize)]
+    struct Ids<'a> {
+        #[serde(borrow, default)]
+        cid: Option<std::borrow::Cow<'a, str>>,
+        #[serde(borrow, default)]
+        room: Option<std::borrow::Cow<'a, str>>,
+    }
+    // Echo only something short, as for any refused frame.
+    let short = |s: Option<std::borrow::Cow<'_, str>>| {
+        s.filter(|s| s.len() <= 256)
+            .map(std::borrow::Cow::into_owned)
+    };
+    match serde_json::from_str::<Ids<'_>>(text) {
+        Ok(ids) => (short(ids.cid), short(ids.room)),
+        Err(_) => (None, None),
+    }
+}
+
 /// Parses one text frame: JSON, then the frame's shape, then its values.
 ///
 /// # Errors
@@ -499,6 +522,24 @@ pub fn message_list(messages: &[Message]) -> Vec<MessageOut<'_>> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn a_frame_refused_unread_still_gives_its_cid_and_room() {
+        assert_eq!(
+            ids(r#"{"type":"send","room":"闲聊","text":"hi","cid":"c-1","extra":[1,{"a":2}]}"#),
+            (Some("c-1".to_owned()), Some("闲聊".to_owned()))
+        );
+        assert_eq!(
+            ids(r#"{"type":"ping","cid":"p\"1"}"#),
+            (Some("p\"1".to_owned()), None)
+        );
+        assert_eq!(ids(r#"{"type":"ping","cid":7}"#), (None, None));
+        assert_eq!(ids("not json"), (None, None));
+        assert_eq!(
+            ids(&format!(r#"{{"cid":"{}"}}"#, "x".repeat(300))),
+            (None, None)
+        );
+    }
 
     #[test]
     fn parses_every_client_frame() {
