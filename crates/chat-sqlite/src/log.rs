@@ -1,15 +1,19 @@
 //! `MessageLog` on SQLite. Appends go through the group-commit writer;
 //! reads and retention use the pool.
 
+use std::borrow::Cow;
+
 use async_trait::async_trait;
 use chat_domain::model::Page;
 use chat_domain::{
-    Appended, MessageLog, NewMessage, RoomName, Seq, StoreError, StoreResult, Timestamp,
+    Appended, ClientId, Message, MessageKind, MessageLog, MessageText, NewMessage, RoomName, Seq,
+    StoreError, StoreResult, Timestamp, Username,
 };
+use serde::Deserialize;
 
 use crate::SqliteStore;
 use crate::error::store_error;
-use crate::rows::{count_bound, message, seq_bound, seq_from_db};
+use crate::rows::{count_bound, seq_bound, seq_from_db};
 
 /// A page's rows as one JSON array: `[[seq, sender, text, ts, cid, kind], …]`.
 ///
@@ -35,13 +39,49 @@ macro_rules! page_query {
     };
 }
 
-/// One message of a [`page_query`] result.
-type JsonRow = (i64, String, String, i64, Option<String>, String);
+/// One message of a [`page_query`] result, as SQLite's `json_array` wrote it.
+///
+/// The strings are owned because they become the message's own; the kind
+/// is borrowed (`chat`/`notice` never needs escaping), as it only picks a
+/// variant.
+#[derive(Debug, Deserialize)]
+struct JsonRow<'a>(
+    i64,
+    String,
+    String,
+    i64,
+    Option<String>,
+    #[serde(borrow)] Cow<'a, str>,
+);
+
+impl JsonRow<'_> {
+    /// The message this row stores in `room`.
+    ///
+    /// Rows of `messages` were written by this store from values that had
+    /// already been parsed into domain types, so names and text are taken
+    /// as they are (`from_trusted`): parsing them again cost as much as the
+    /// rest of decoding a page. The numbers and the kind are still checked,
+    /// which is free.
+    fn into_message(self, room: &RoomName) -> StoreResult<Message> {
+        let JsonRow(seq, sender, text, ts, cid, kind) = self;
+        Ok(Message {
+            room: room.clone(),
+            seq: seq_from_db(seq)?,
+            from: Username::from_trusted(sender),
+            text: MessageText::from_trusted(text),
+            ts: Timestamp::from_millis(ts),
+            cid: cid.map(ClientId::from_trusted),
+            kind: MessageKind::parse(&kind).ok_or_else(|| {
+                StoreError::unexpected(format!("stored message kind {kind:?} is invalid"))
+            })?,
+        })
+    }
+}
 
 /// Turns a [`page_query`] result, fetched with one row past `limit`, into a
 /// page (oldest first); `newest_first`: the rows run backwards in time.
 fn page(room: &RoomName, json: &str, limit: usize, newest_first: bool) -> StoreResult<Page> {
-    let mut rows: Vec<JsonRow> = serde_json::from_str(json)
+    let mut rows: Vec<JsonRow<'_>> = serde_json::from_str(json)
         .map_err(|e| StoreError::unexpected(format!("stored page is not valid JSON: {e}")))?;
     let more = rows.len() > limit;
     rows.truncate(limit);
@@ -51,9 +91,7 @@ fn page(room: &RoomName, json: &str, limit: usize, newest_first: bool) -> StoreR
     Ok(Page {
         messages: rows
             .into_iter()
-            .map(|(seq, sender, text, ts, cid, kind)| {
-                message((room.as_str().to_owned(), seq, sender, text, ts, cid, kind))
-            })
+            .map(|row| row.into_message(room))
             .collect::<StoreResult<_>>()?,
         more,
     })
@@ -117,5 +155,68 @@ impl MessageLog for SqliteStore {
         .await
         .map_err(store_error)?;
         Ok(done.rows_affected())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use chat_domain::{MessageKind, RoomName, Seq, StoreError};
+
+    use super::page;
+
+    fn lobby() -> RoomName {
+        RoomName::parse("lobby").unwrap()
+    }
+
+    #[test]
+    fn a_page_read_newest_first_comes_out_oldest_first_with_more() {
+        let json = r#"[[3,"bob","three",30,null,"chat"],[2,"alice","two \"quoted\"\n",20,"c-2","notice"],[1,"alice","one",10,null,"chat"]]"#;
+        let page = page(&lobby(), json, 2, true).unwrap();
+        assert!(page.more);
+        let seqs: Vec<u64> = page.messages.iter().map(|m| m.seq.get()).collect();
+        assert_eq!(seqs, [2, 3]);
+        let two = &page.messages[0];
+        assert_eq!(two.room, lobby());
+        assert_eq!(two.from.as_str(), "alice");
+        assert_eq!(two.text.as_str(), "two \"quoted\"\n");
+        assert_eq!(two.ts.as_millis(), 20);
+        assert_eq!(two.cid.as_ref().map(|c| c.as_str()), Some("c-2"));
+        assert_eq!(two.kind, MessageKind::Notice);
+    }
+
+    #[test]
+    fn a_page_read_oldest_first_keeps_its_order() {
+        let json = r#"[[4,"bob","four",40,null,"chat"],[5,"bob","five",50,null,"chat"]]"#;
+        let page = page(&lobby(), json, 2, false).unwrap();
+        assert!(!page.more);
+        assert_eq!(page.messages[0].seq, Seq::new(4));
+        assert_eq!(page.messages[1].seq, Seq::new(5));
+    }
+
+    #[test]
+    fn an_empty_room_is_an_empty_page() {
+        let page = page(&lobby(), "[]", 50, true).unwrap();
+        assert!(page.messages.is_empty());
+        assert!(!page.more);
+    }
+
+    #[test]
+    fn corrupt_pages_are_unexpected_errors() {
+        for bad in [
+            "not json",
+            r#"[[1,"bob","x",1,null,"shout"]]"#,
+            r#"[[-1,"bob","x",1,null,"chat"]]"#,
+            r#"[[1,"bob"]]"#,
+        ] {
+            assert!(
+                matches!(
+                    page(&lobby(), bad, 50, true),
+                    Err(StoreError::Unexpected(_))
+                ),
+                "{bad}"
+            );
+        }
     }
 }
