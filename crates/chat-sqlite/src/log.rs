@@ -25,12 +25,15 @@ use crate::rows::{count_bound, seq_bound, seq_from_db};
 /// `LIMIT (?n + 0)`: a bare `LIMIT ?n` lets SQLite specialise the plan to
 /// the bound value and so re-prepare the statement every time it is bound
 /// again; an expression is evaluated at run time instead.
+///
+/// The aggregate has no `ORDER BY` of its own: with one, SQLite sorts the
+/// rows again through a temporary B-tree, although the range scan already
+/// yields them in order. Without it the order of the array is not
+/// promised, so [`page`] sorts by seq (a no-op pass when already sorted).
 macro_rules! page_query {
     ($order:literal, $where:literal) => {
         concat!(
-            "SELECT json_group_array(json_array(seq, sender, text, ts, cid, kind) ORDER BY seq ",
-            $order,
-            ") FROM (SELECT seq, sender, text, ts, cid, kind FROM messages WHERE room = ?1 AND ",
+            "SELECT json_group_array(json_array(seq, sender, text, ts, cid, kind)) FROM (SELECT seq, sender, text, ts, cid, kind FROM messages WHERE room = ?1 AND ",
             $where,
             " ORDER BY seq ",
             $order,
@@ -79,14 +82,20 @@ impl JsonRow<'_> {
 }
 
 /// Turns a [`page_query`] result, fetched with one row past `limit`, into a
-/// page (oldest first); `newest_first`: the rows run backwards in time.
+/// page (oldest first); `newest_first`: the query read backwards in time,
+/// so the row past the limit is the oldest one.
 fn page(room: &RoomName, json: &str, limit: usize, newest_first: bool) -> StoreResult<Page> {
     let mut rows: Vec<JsonRow<'_>> = serde_json::from_str(json)
         .map_err(|e| StoreError::unexpected(format!("stored page is not valid JSON: {e}")))?;
+    rows.sort_unstable_by_key(|row| row.0);
     let more = rows.len() > limit;
-    rows.truncate(limit);
-    if newest_first {
-        rows.reverse();
+    if more {
+        let extra = rows.len() - limit;
+        if newest_first {
+            rows.drain(..extra);
+        } else {
+            rows.truncate(limit);
+        }
     }
     Ok(Page {
         messages: rows
@@ -193,6 +202,17 @@ mod tests {
         assert!(!page.more);
         assert_eq!(page.messages[0].seq, Seq::new(4));
         assert_eq!(page.messages[1].seq, Seq::new(5));
+    }
+
+    #[test]
+    fn rows_in_any_order_come_out_sorted_and_cut_at_the_right_end() {
+        let json = r#"[[2,"bob","b",2,null,"chat"],[4,"bob","d",4,null,"chat"],[3,"bob","c",3,null,"chat"]]"#;
+        let seqs = |page: chat_domain::model::Page| -> Vec<u64> {
+            page.messages.iter().map(|m| m.seq.get()).collect()
+        };
+        assert_eq!(seqs(page(&lobby(), json, 2, true).unwrap()), [3, 4]);
+        assert_eq!(seqs(page(&lobby(), json, 2, false).unwrap()), [2, 3]);
+        assert_eq!(seqs(page(&lobby(), json, 3, true).unwrap()), [2, 3, 4]);
     }
 
     #[test]
