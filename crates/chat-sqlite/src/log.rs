@@ -30,17 +30,23 @@ use crate::rows::{count_bound, seq_bound, seq_from_db};
 /// rows again through a temporary B-tree, although the range scan already
 /// yields them in order. Without it the order of the array is not
 /// promised, so [`page`] sorts by seq (a no-op pass when already sorted).
+///
+/// `$where` and `$limit` name their parameters, so that the query can also
+/// be a column of the `access` statement (`rooms.rs`); the room is `?1`.
 macro_rules! page_query {
-    ($order:literal, $where:literal) => {
+    ($order:literal, $where:literal, $limit:literal) => {
         concat!(
             "SELECT json_group_array(json_array(seq, sender, text, ts, cid, kind)) FROM (SELECT seq, sender, text, ts, cid, kind FROM messages WHERE room = ?1 AND ",
             $where,
             " ORDER BY seq ",
             $order,
-            " LIMIT (?3 + 0))"
+            " LIMIT (",
+            $limit,
+            " + 0))"
         )
     };
 }
+pub(crate) use page_query;
 
 /// One message of a [`page_query`] result, as SQLite's `json_array` wrote it.
 ///
@@ -84,7 +90,12 @@ impl JsonRow<'_> {
 /// Turns a [`page_query`] result, fetched with one row past `limit`, into a
 /// page (oldest first); `newest_first`: the query read backwards in time,
 /// so the row past the limit is the oldest one.
-fn page(room: &RoomName, json: &str, limit: usize, newest_first: bool) -> StoreResult<Page> {
+pub(crate) fn page(
+    room: &RoomName,
+    json: &str,
+    limit: usize,
+    newest_first: bool,
+) -> StoreResult<Page> {
     let mut rows: Vec<JsonRow<'_>> = serde_json::from_str(json)
         .map_err(|e| StoreError::unexpected(format!("stored page is not valid JSON: {e}")))?;
     rows.sort_unstable_by_key(|row| row.0);
@@ -106,6 +117,15 @@ fn page(room: &RoomName, json: &str, limit: usize, newest_first: bool) -> StoreR
     })
 }
 
+/// The bounds of a `before` page query: the seq to read below and how many
+/// rows to read (one past the limit tells whether older messages remain).
+pub(crate) fn before_bounds(before: Option<Seq>, limit: usize) -> (i64, i64) {
+    (
+        before.map_or(i64::MAX, seq_bound),
+        count_bound(limit.saturating_add(1)),
+    )
+}
+
 #[async_trait]
 impl MessageLog for SqliteStore {
     async fn append(&self, message: NewMessage) -> StoreResult<Appended> {
@@ -118,12 +138,11 @@ impl MessageLog for SqliteStore {
         before: Option<Seq>,
         limit: usize,
     ) -> StoreResult<Page> {
-        let below = before.map_or(i64::MAX, seq_bound);
-        // One row past the limit tells whether older messages remain.
-        let json: String = sqlx::query_scalar(page_query!("DESC", "seq < ?2"))
+        let (below, rows) = before_bounds(before, limit);
+        let json: String = sqlx::query_scalar(page_query!("DESC", "seq < ?2", "?3"))
             .bind(room.as_str())
             .bind(below)
-            .bind(count_bound(limit.saturating_add(1)))
+            .bind(rows)
             .fetch_one(&self.pool)
             .await
             .map_err(store_error)?;
@@ -131,7 +150,7 @@ impl MessageLog for SqliteStore {
     }
 
     async fn after(&self, room: &RoomName, after: Seq, limit: usize) -> StoreResult<Page> {
-        let json: String = sqlx::query_scalar(page_query!("ASC", "seq > ?2"))
+        let json: String = sqlx::query_scalar(page_query!("ASC", "seq > ?2", "?3"))
             .bind(room.as_str())
             .bind(seq_bound(after))
             .bind(count_bound(limit.saturating_add(1)))
