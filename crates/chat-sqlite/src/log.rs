@@ -1,5 +1,6 @@
 //! `MessageLog` on SQLite. Appends go through the group-commit writer;
-//! reads and retention use the pool.
+//! pages and `last_seq` use the hot readers (`readers.rs`), retention the
+//! pool.
 
 use std::borrow::Cow;
 
@@ -13,6 +14,7 @@ use serde::Deserialize;
 
 use crate::SqliteStore;
 use crate::error::store_error;
+use crate::readers::read;
 use crate::rows::{count_bound, seq_bound, seq_from_db};
 
 /// A page's rows as one JSON array: `[[seq, sender, text, ts, cid, kind], …]`.
@@ -139,34 +141,28 @@ impl MessageLog for SqliteStore {
         limit: usize,
     ) -> StoreResult<Page> {
         let (below, rows) = before_bounds(before, limit);
-        let json: String = sqlx::query_scalar(page_query!("DESC", "seq < ?2", "?3"))
+        let query = sqlx::query_scalar(page_query!("DESC", "seq < ?2", "?3"))
             .bind(room.as_str())
             .bind(below)
-            .bind(rows)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(store_error)?;
+            .bind(rows);
+        let json: String = read!(self, query, fetch_one)?;
         page(room, &json, limit, true)
     }
 
     async fn after(&self, room: &RoomName, after: Seq, limit: usize) -> StoreResult<Page> {
-        let json: String = sqlx::query_scalar(page_query!("ASC", "seq > ?2", "?3"))
+        let query = sqlx::query_scalar(page_query!("ASC", "seq > ?2", "?3"))
             .bind(room.as_str())
             .bind(seq_bound(after))
-            .bind(count_bound(limit.saturating_add(1)))
-            .fetch_one(&self.pool)
-            .await
-            .map_err(store_error)?;
+            .bind(count_bound(limit.saturating_add(1)));
+        let json: String = read!(self, query, fetch_one)?;
         page(room, &json, limit, false)
     }
 
     async fn last_seq(&self, room: &RoomName) -> StoreResult<Seq> {
         // The room's counter, not MAX(seq): it survives retention deletes.
-        let last: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM rooms WHERE name = ?1")
-            .bind(room.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(store_error)?;
+        let query =
+            sqlx::query_scalar("SELECT last_seq FROM rooms WHERE name = ?1").bind(room.as_str());
+        let last: Option<i64> = read!(self, query, fetch_optional)?;
         last.map_or(Ok(Seq::ZERO), seq_from_db)
     }
 

@@ -13,6 +13,7 @@ use sqlx::SqliteExecutor;
 use crate::SqliteStore;
 use crate::error::{parse, store_error, store_error_or_not_found};
 use crate::log::{before_bounds, page, page_query};
+use crate::readers::read;
 use crate::rows::count_from_db;
 use crate::tx::WriteTx;
 
@@ -402,15 +403,13 @@ impl RoomRepository for SqliteStore {
         user: Option<&Username>,
         now: Timestamp,
     ) -> StoreResult<Option<RoomAccess>> {
-        // One statement, so one hand-off to a pooled connection's thread:
-        // on every send that hand-off costs more than the lookups.
-        let row: Option<AccessRow> = sqlx::query_as(access_query!())
+        // One statement on a hot reader, so one hand-off to a connection's
+        // thread: on every send that hand-off costs more than the lookups.
+        let query = sqlx::query_as(access_query!())
             .bind(room.as_str())
             .bind(user.map(Username::as_str))
-            .bind(now.as_millis())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(store_error)?;
+            .bind(now.as_millis());
+        let row: Option<AccessRow> = read!(self, query, fetch_optional)?;
         row.map(room_access).transpose()
     }
 
@@ -426,7 +425,7 @@ impl RoomRepository for SqliteStore {
         // one hand-off and one read transaction for a history page instead
         // of two of each. A missing room has no row, so no page is read.
         let (below, rows) = before_bounds(before, limit);
-        let row: Option<AccessPageRow> = sqlx::query_as(access_query!(
+        let query = sqlx::query_as(access_query!(
             ", (",
             page_query!("DESC", "seq < ?4", "?5"),
             ")"
@@ -435,10 +434,8 @@ impl RoomRepository for SqliteStore {
         .bind(user.map(Username::as_str))
         .bind(now.as_millis())
         .bind(below)
-        .bind(rows)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(store_error)?;
+        .bind(rows);
+        let row: Option<AccessPageRow> = read!(self, query, fetch_optional)?;
         let Some((access, json)) = row.map(split_page) else {
             return Ok(None);
         };
