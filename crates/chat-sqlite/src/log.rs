@@ -11,6 +11,8 @@ use chat_domain::{
     StoreError, StoreResult, Timestamp, Username,
 };
 use serde::Deserialize;
+use sqlx::Row as _;
+use sqlx::sqlite::SqliteRow;
 
 use crate::SqliteStore;
 use crate::error::store_error;
@@ -141,21 +143,23 @@ impl MessageLog for SqliteStore {
         limit: usize,
     ) -> StoreResult<Page> {
         let (below, rows) = before_bounds(before, limit);
-        let query = sqlx::query_scalar(page_query!("DESC", "seq < ?2", "?3"))
+        let query = sqlx::query(page_query!("DESC", "seq < ?2", "?3"))
             .bind(room.as_str())
             .bind(below)
             .bind(rows);
-        let json: String = read!(self, query, fetch_one)?;
-        page(room, &json, limit, true)
+        let row: SqliteRow = read!(self, query, fetch_one)?;
+        let json: &str = row.try_get(0).map_err(store_error)?;
+        page(room, json, limit, true)
     }
 
     async fn after(&self, room: &RoomName, after: Seq, limit: usize) -> StoreResult<Page> {
-        let query = sqlx::query_scalar(page_query!("ASC", "seq > ?2", "?3"))
+        let query = sqlx::query(page_query!("ASC", "seq > ?2", "?3"))
             .bind(room.as_str())
             .bind(seq_bound(after))
             .bind(count_bound(limit.saturating_add(1)));
-        let json: String = read!(self, query, fetch_one)?;
-        page(room, &json, limit, false)
+        let row: SqliteRow = read!(self, query, fetch_one)?;
+        let json: &str = row.try_get(0).map_err(store_error)?;
+        page(room, json, limit, false)
     }
 
     async fn last_seq(&self, room: &RoomName) -> StoreResult<Seq> {

@@ -8,7 +8,8 @@ use chat_domain::{
     Description, Mute, NewRoom, Room, RoomAccess, RoomName, RoomRepository, Seq, Standing,
     StoreError, StoreResult, Timestamp, Username, Visibility,
 };
-use sqlx::SqliteExecutor;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{FromRow as _, Row as _, SqliteExecutor};
 
 use crate::SqliteStore;
 use crate::error::{parse, store_error, store_error_or_not_found};
@@ -102,26 +103,8 @@ type AccessRow = (
     Option<i64>,
 );
 
-/// A row of [`access_query`] with the page column of `access_with_page`.
-type AccessPageRow = (
-    String,
-    String,
-    String,
-    String,
-    i64,
-    Option<i64>,
-    bool,
-    bool,
-    bool,
-    Option<i64>,
-    String,
-);
-
-/// Splits an [`AccessPageRow`] into the access row and the page's JSON.
-fn split_page(row: AccessPageRow) -> (AccessRow, String) {
-    let (a, b, c, d, e, f, g, h, i, j, page) = row;
-    ((a, b, c, d, e, f, g, h, i, j), page)
-}
+/// Where `access_with_page` puts the page: after the [`AccessRow`] columns.
+const PAGE_COLUMN: usize = 10;
 
 fn room_access(row: AccessRow) -> StoreResult<RoomAccess> {
     let (name, description, visibility, created_by, created_at, slow, member, banned, muted, until) =
@@ -425,7 +408,7 @@ impl RoomRepository for SqliteStore {
         // one hand-off and one read transaction for a history page instead
         // of two of each. A missing room has no row, so no page is read.
         let (below, rows) = before_bounds(before, limit);
-        let query = sqlx::query_as(access_query!(
+        let query = sqlx::query(access_query!(
             ", (",
             page_query!("DESC", "seq < ?4", "?5"),
             ")"
@@ -435,13 +418,17 @@ impl RoomRepository for SqliteStore {
         .bind(now.as_millis())
         .bind(below)
         .bind(rows);
-        let row: Option<AccessPageRow> = read!(self, query, fetch_optional)?;
-        let Some((access, json)) = row.map(split_page) else {
+        let row: Option<SqliteRow> = read!(self, query, fetch_optional)?;
+        let Some(row) = row else {
             return Ok(None);
         };
+        let access = AccessRow::from_row(&row).map_err(store_error)?;
+        // Borrowed from the row: the page's text is parsed once, not copied
+        // into a String first.
+        let json: &str = row.try_get(PAGE_COLUMN).map_err(store_error)?;
         Ok(Some((
             room_access(access)?,
-            Some(page(room, &json, limit, true)?),
+            Some(page(room, json, limit, true)?),
         )))
     }
 
