@@ -414,7 +414,9 @@ impl Chat {
         since: Seq,
         limit: usize,
     ) -> Result<Resume, RoomError> {
-        visible_room(&self.rooms, actor, room).await?;
+        // The one-statement access read, not `visible_room` (the room, then
+        // the membership, and the bar for non-members: up to three reads).
+        visible_access(&self.rooms, actor, room, self.clock.now()).await?;
         let page = self.log.after(room, since, limit.max(1)).await?;
         let expired = match page.messages.first() {
             Some(m) => m.seq > since.next(),
