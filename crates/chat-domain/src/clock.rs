@@ -41,6 +41,16 @@ impl Timestamp {
     }
     /// RFC 3339 in UTC with milliseconds, e.g. `2026-11-23T10:00:00.123Z`.
     pub fn to_rfc3339(self) -> String {
+        // Every message sent out carries one of these (50 per history
+        // page), so years 0–9999 are formatted by hand: the calendar
+        // arithmetic of `time` plus `format!` cost more than the rest of a
+        // message's serialisation. Other years, which no message has, take
+        // the general path.
+        rfc3339_common_era(self.0).unwrap_or_else(|| self.to_rfc3339_any_year())
+    }
+
+    /// [`Timestamp::to_rfc3339`] for any year, through `time`.
+    fn to_rfc3339_any_year(self) -> String {
         let nanos = i128::from(self.0) * 1_000_000;
         match time::OffsetDateTime::from_unix_timestamp_nanos(nanos) {
             Ok(t) => format!(
@@ -56,6 +66,59 @@ impl Timestamp {
             Err(_) => "1970-01-01T00:00:00.000Z".to_owned(),
         }
     }
+}
+
+const MS_PER_DAY: i64 = 86_400_000;
+
+/// `ms` since the epoch as RFC 3339 with milliseconds, or `None` outside
+/// the years 0–9999 (which need more than four digits or a sign).
+fn rfc3339_common_era(ms: i64) -> Option<String> {
+    let (year, month, day) = civil_from_days(ms.div_euclid(MS_PER_DAY));
+    if !(0..=9999).contains(&year) {
+        return None;
+    }
+    let in_day = ms.rem_euclid(MS_PER_DAY);
+    let mut out = String::with_capacity(24);
+    push_digits(&mut out, year, 4);
+    out.push('-');
+    push_digits(&mut out, month, 2);
+    out.push('-');
+    push_digits(&mut out, day, 2);
+    out.push('T');
+    push_digits(&mut out, in_day / 3_600_000, 2);
+    out.push(':');
+    push_digits(&mut out, in_day / 60_000 % 60, 2);
+    out.push(':');
+    push_digits(&mut out, in_day / 1000 % 60, 2);
+    out.push('.');
+    push_digits(&mut out, in_day % 1000, 3);
+    out.push('Z');
+    Some(out)
+}
+
+/// Appends the last `width` decimal digits of `n` (0 ≤ n), zero-padded.
+fn push_digits(out: &mut String, n: i64, width: u32) {
+    for place in (0..width).rev() {
+        let digit = n / 10_i64.pow(place) % 10;
+        out.push(char::from(b'0' + u8::try_from(digit).unwrap_or(0)));
+    }
+}
+
+/// The proleptic Gregorian (year, month, day) of a day counted from
+/// 1970-01-01: Howard Hinnant's `civil_from_days`
+/// (<https://howardhinnant.github.io/date_algorithms.html>), in eras of
+/// 400 years starting on March 1st so that leap days fall at the end.
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 impl fmt::Display for Timestamp {
@@ -124,6 +187,31 @@ mod tests {
             Timestamp::from_millis(1_795_428_000_123).to_rfc3339(),
             "2026-11-23T10:00:00.123Z"
         );
+    }
+
+    #[test]
+    fn the_hand_formatter_agrees_with_time_everywhere() {
+        let edges = [
+            0,
+            -1,
+            1,
+            951_782_400_000,     // 2000-02-29
+            951_868_799_999,     // 2000-02-29T23:59:59.999
+            -2_203_891_200_000,  // 1900-02-28
+            -62_167_219_200_000, // 0000-01-01
+            -62_167_219_200_001, // the millisecond before: year -1
+            253_402_300_799_999, // 9999-12-31T23:59:59.999
+            253_402_300_800_000, // 10000-01-01
+            i64::MAX,
+            i64::MIN,
+        ];
+        // Every day for 1,200 years around now, at a varying time of day.
+        let days = (-150_000..300_000_i64)
+            .map(|d| d * MS_PER_DAY + (d * 7_919_213).rem_euclid(MS_PER_DAY));
+        for ms in edges.into_iter().chain(days) {
+            let t = Timestamp::from_millis(ms);
+            assert_eq!(t.to_rfc3339(), t.to_rfc3339_any_year(), "{ms}");
+        }
     }
 
     #[test]

@@ -104,7 +104,8 @@ pub struct Ports {
     pub users: Arc<dyn UserRepository>,
     /// Login sessions.
     pub sessions: Arc<dyn SessionStore>,
-    /// Rooms, members, moderation state.
+    /// Rooms, members, moderation state. A store that fills the page of
+    /// [`RoomRepository::access_with_page`] MUST also be `log`.
     pub rooms: Arc<dyn RoomRepository>,
     /// Message history.
     pub log: Arc<dyn MessageLog>,

@@ -102,6 +102,36 @@ macro_rules! string_newtype {
     };
 }
 
+/// Adds `from_trusted` to a newtype a store reads back from rows it wrote.
+///
+/// Re-running `parse` on every row of a history page costs about as much as
+/// the rest of decoding it, and can only fail if the store's data was
+/// corrupted or edited behind its back. Only the types a stored message is
+/// made of get this door; the rest of the program keeps "parse, don't
+/// validate".
+macro_rules! trusted_constructor {
+    ($name:ident) => {
+        impl $name {
+            #[doc = concat!(
+                        "Wraps a value that a store wrote itself after it had been made by [`",
+                        stringify!($name),
+                        "::parse`], without checking it again.\n\n",
+                        "Only for a storage adapter reading back its own rows (a history page); ",
+                        "never for anything from a client, a file or another program, which ",
+                        "must go through `parse`. Debug builds still check, so a caller that ",
+                        "breaks the promise fails the tests."
+                    )]
+            pub fn from_trusted(raw: String) -> Self {
+                debug_assert!(
+                    Self::parse(&raw).is_ok(),
+                    concat!(stringify!($name), "::from_trusted given an invalid value")
+                );
+                Self(raw)
+            }
+        }
+    };
+}
+
 string_newtype! {
     /// A user's unique name: 1–32 letters (any script), digits, `-`, `_`, `.`.
     ///
@@ -347,6 +377,10 @@ impl ClientId {
     }
 }
 
+trusted_constructor!(Username);
+trusted_constructor!(MessageText);
+trusted_constructor!(ClientId);
+
 /// A message's position in its room: 1, 2, 3, … with no gap and no repeat.
 ///
 /// `Seq::ZERO` means "before the first message".
@@ -435,6 +469,26 @@ mod tests {
         assert!(MessageText::parse("  \n ").is_err());
         assert!(MessageText::parse("a\u{0}b").is_err());
         assert!(MessageText::parse("line\nline\u{200b}\u{202e}🎉").is_ok());
+    }
+
+    #[test]
+    fn trusted_constructors_keep_the_value() {
+        assert_eq!(
+            Username::from_trusted("小明".to_owned()),
+            Username::parse("小明").unwrap()
+        );
+        assert_eq!(
+            MessageText::from_trusted("hi\nthere 🎉".to_owned()),
+            MessageText::parse("hi\nthere 🎉").unwrap()
+        );
+        assert_eq!(ClientId::from_trusted("c-1".to_owned()).as_str(), "c-1");
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "from_trusted given an invalid value")]
+    fn trusted_constructors_still_check_in_debug_builds() {
+        let _ = Username::from_trusted("a b".to_owned());
     }
 
     #[test]

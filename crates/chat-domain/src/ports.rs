@@ -14,7 +14,7 @@ use thiserror::Error;
 
 use crate::clock::Timestamp;
 use crate::model::{
-    Appended, AuditEntry, Delivery, Mute, NewMessage, NewRoom, NewUser, PasswordHash, Room,
+    Appended, AuditEntry, Delivery, Mute, NewMessage, NewRoom, NewUser, Page, PasswordHash, Room,
     RoomAccess, RoomEvent, Session, SessionId, User, UserEvent,
 };
 use crate::names::{PermissionName, RoomName, Seq, Username};
@@ -311,6 +311,35 @@ pub trait RoomRepository: Send + Sync + 'static {
             mute,
             slow_mode: self.slow_mode(room).await?,
         }))
+    }
+
+    /// [`RoomRepository::access`] together with, from a store that also
+    /// keeps the room's messages, the page [`MessageLog::before`] answers
+    /// for `before` and `limit`: every history page needs both, and reading
+    /// them in one round trip instead of two is most of what a page costs.
+    /// `None` when the room does not exist.
+    ///
+    /// The page MAY be `None` (the default does not read it): the caller
+    /// then asks the log. When it is `Some`, it MUST equal what `before`
+    /// on the [`MessageLog`] wired with this repository answers, so only a
+    /// store that is that log may fill it. It is read before anybody
+    /// checked that `user` may see the room; the caller checks and drops it.
+    ///
+    /// # Errors
+    /// Only store failures.
+    async fn access_with_page(
+        &self,
+        room: &RoomName,
+        user: Option<&Username>,
+        now: Timestamp,
+        before: Option<Seq>,
+        limit: usize,
+    ) -> StoreResult<Option<(RoomAccess, Option<Page>)>> {
+        let _ = (before, limit);
+        Ok(self
+            .access(room, user, now)
+            .await?
+            .map(|access| (access, None)))
     }
 }
 

@@ -28,6 +28,7 @@ mod corpus;
 mod error;
 mod health;
 mod log;
+mod readers;
 mod rooms;
 mod rows;
 mod sessions;
@@ -44,6 +45,7 @@ use anyhow::Context as _;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection as _, SqliteConnection, SqlitePool};
 
+use crate::readers::Readers;
 use crate::writer::Writer;
 
 /// The schema migrations, embedded from `migrations/sqlite`; [`SqliteStore`]
@@ -60,6 +62,11 @@ const WRITER_CACHE_SIZE: &str = "-16384";
 /// (`PRAGMA mmap_size`, bytes): 1 GiB of address space, not of memory; the
 /// pages themselves are the OS page cache, shared by every connection.
 const READER_MMAP_SIZE: &str = "1073741824";
+
+/// How many connections of their own the hot reads (`access`, history
+/// pages, `last_seq`) get, besides the pool: a read holds one only for its
+/// statement, so a few serve many callers.
+const HOT_READERS: usize = 4;
 
 /// How to open the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,6 +105,10 @@ pub struct SqliteStore {
     /// The append writer's own connection (the same pool when in memory).
     writer_pool: SqlitePool,
     writer: Writer,
+    /// The hot reads' connections, lent without the pool's per-use ping
+    /// (see `readers`); `None` in memory, where the pool's one connection
+    /// is the database.
+    readers: Option<Readers>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -167,7 +178,7 @@ impl SqliteStore {
                 .await
                 .map_err(opened)?;
             MIGRATOR.run(&pool).await.map_err(migrate)?;
-            return Ok(Self::start(pool.clone(), pool));
+            return Ok(Self::start(pool.clone(), pool, None));
         }
 
         create_parent_dir(&path).await?;
@@ -189,10 +200,19 @@ impl SqliteStore {
         // time, so without the map every read re-fetches its pages with a
         // `pread` each. Reads through the map are plain memory accesses to
         // the OS page cache. Writes never go through it.
+        let reading = options.clone().pragma("mmap_size", READER_MMAP_SIZE);
         let pool = pool_options(config.max_connections.max(1))
-            .connect_with(options.clone().pragma("mmap_size", READER_MMAP_SIZE))
+            .connect_with(reading.clone())
             .await
             .map_err(opened)?;
+        let mut hot = Vec::with_capacity(HOT_READERS);
+        for _ in 0..HOT_READERS {
+            hot.push(
+                SqliteConnection::connect_with(&reading)
+                    .await
+                    .map_err(opened)?,
+            );
+        }
         // The writer keeps a connection of its own: SQLite drops a
         // connection's page cache whenever another connection wrote, so a
         // writer that borrowed whichever pooled connection was free would
@@ -202,16 +222,17 @@ impl SqliteStore {
             .await
             .map_err(opened)?;
         setup.close().await.map_err(opened)?;
-        Ok(Self::start(pool, writer_pool))
+        Ok(Self::start(pool, writer_pool, Some(Readers::new(hot))))
     }
 
     /// Starts the writer over a migrated database.
-    fn start(pool: SqlitePool, writer_pool: SqlitePool) -> SqliteStore {
+    fn start(pool: SqlitePool, writer_pool: SqlitePool, readers: Option<Readers>) -> SqliteStore {
         let (writer, _task) = Writer::spawn(writer_pool.clone());
         SqliteStore {
             pool,
             writer_pool,
             writer,
+            readers,
         }
     }
 
@@ -220,6 +241,9 @@ impl SqliteStore {
     /// writer after the queue drains, but without waiting for it.
     pub async fn close(&self) {
         self.writer.close().await;
+        if let Some(readers) = &self.readers {
+            readers.close().await;
+        }
         self.writer_pool.close().await;
         self.pool.close().await;
     }

@@ -3,14 +3,18 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chat_domain::model::Page;
 use chat_domain::{
-    Description, Mute, NewRoom, Room, RoomAccess, RoomName, RoomRepository, Standing, StoreError,
-    StoreResult, Timestamp, Username, Visibility,
+    Description, Mute, NewRoom, Room, RoomAccess, RoomName, RoomRepository, Seq, Standing,
+    StoreError, StoreResult, Timestamp, Username, Visibility,
 };
-use sqlx::SqliteExecutor;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{FromRow as _, Row as _, SqliteExecutor};
 
 use crate::SqliteStore;
 use crate::error::{parse, store_error, store_error_or_not_found};
+use crate::log::{before_bounds, page, page_query};
+use crate::readers::read;
 use crate::rows::count_from_db;
 use crate::tx::WriteTx;
 
@@ -61,6 +65,58 @@ async fn require_room<'e>(db: impl SqliteExecutor<'e>, name: &RoomName) -> Store
     } else {
         Err(StoreError::NotFound)
     }
+}
+
+/// The `access` statement: the room, its slow mode, and the user's
+/// standing and active mute, then any `$extra` columns. A guest binds NULL
+/// as `?2`, which matches no row; `?3` is now.
+macro_rules! access_query {
+    ($($extra:expr),* $(,)?) => {
+        concat!(
+            select_rooms!(
+                ", r.slow_mode_secs, \
+                 EXISTS (SELECT 1 FROM room_members WHERE room = r.name AND user = ?2), \
+                 EXISTS (SELECT 1 FROM room_bans WHERE room = r.name AND user = ?2), \
+                 m.user IS NOT NULL, m.until"
+            ),
+            $($extra,)*
+            " FROM rooms r \
+             LEFT JOIN room_mutes m ON m.room = r.name AND m.user = ?2 \
+                 AND (m.until IS NULL OR m.until > ?3) \
+             WHERE r.name = ?1"
+        )
+    };
+}
+
+/// A row of [`access_query`]: the room, slow mode, member, barred, muted,
+/// mute end.
+type AccessRow = (
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    bool,
+    bool,
+    bool,
+    Option<i64>,
+);
+
+/// Where `access_with_page` puts the page: after the [`AccessRow`] columns.
+const PAGE_COLUMN: usize = 10;
+
+fn room_access(row: AccessRow) -> StoreResult<RoomAccess> {
+    let (name, description, visibility, created_by, created_at, slow, member, banned, muted, until) =
+        row;
+    Ok(RoomAccess {
+        room: room((name, description, visibility, created_by, created_at))?,
+        standing: Standing { member, banned },
+        mute: muted.then(|| Mute {
+            until: until.map(Timestamp::from_millis),
+        }),
+        slow_mode: slow_mode_from_db(slow)?,
+    })
 }
 
 #[async_trait]
@@ -330,60 +386,50 @@ impl RoomRepository for SqliteStore {
         user: Option<&Username>,
         now: Timestamp,
     ) -> StoreResult<Option<RoomAccess>> {
-        // One statement, so one hand-off to a pooled connection's thread:
-        // on every send that hand-off costs more than the lookups. A guest
-        // binds NULL, which matches no row.
-        type AccessRow = (
-            String,
-            String,
-            String,
-            String,
-            i64,
-            Option<i64>,
-            bool,
-            bool,
-            bool,
-            Option<i64>,
-        );
-        let row: Option<AccessRow> = sqlx::query_as(select_rooms!(
-            ", r.slow_mode_secs, \
-             EXISTS (SELECT 1 FROM room_members WHERE room = r.name AND user = ?2), \
-             EXISTS (SELECT 1 FROM room_bans WHERE room = r.name AND user = ?2), \
-             m.user IS NOT NULL, m.until \
-             FROM rooms r \
-             LEFT JOIN room_mutes m ON m.room = r.name AND m.user = ?2 \
-                 AND (m.until IS NULL OR m.until > ?3) \
-             WHERE r.name = ?1"
+        // One statement on a hot reader, so one hand-off to a connection's
+        // thread: on every send that hand-off costs more than the lookups.
+        let query = sqlx::query_as(access_query!())
+            .bind(room.as_str())
+            .bind(user.map(Username::as_str))
+            .bind(now.as_millis());
+        let row: Option<AccessRow> = read!(self, query, fetch_optional)?;
+        row.map(room_access).transpose()
+    }
+
+    async fn access_with_page(
+        &self,
+        room: &RoomName,
+        user: Option<&Username>,
+        now: Timestamp,
+        before: Option<Seq>,
+        limit: usize,
+    ) -> StoreResult<Option<(RoomAccess, Option<Page>)>> {
+        // The page is a scalar subquery of the access row: one statement,
+        // one hand-off and one read transaction for a history page instead
+        // of two of each. A missing room has no row, so no page is read.
+        let (below, rows) = before_bounds(before, limit);
+        let query = sqlx::query(access_query!(
+            ", (",
+            page_query!("DESC", "seq < ?4", "?5"),
+            ")"
         ))
         .bind(room.as_str())
         .bind(user.map(Username::as_str))
         .bind(now.as_millis())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(store_error)?;
-        let Some((
-            name,
-            description,
-            visibility,
-            created_by,
-            created_at,
-            slow,
-            member,
-            banned,
-            muted,
-            until,
-        )) = row
-        else {
+        .bind(below)
+        .bind(rows);
+        let row: Option<SqliteRow> = read!(self, query, fetch_optional)?;
+        let Some(row) = row else {
             return Ok(None);
         };
-        Ok(Some(RoomAccess {
-            room: self::room((name, description, visibility, created_by, created_at))?,
-            standing: Standing { member, banned },
-            mute: muted.then(|| Mute {
-                until: until.map(Timestamp::from_millis),
-            }),
-            slow_mode: slow_mode_from_db(slow)?,
-        }))
+        let access = AccessRow::from_row(&row).map_err(store_error)?;
+        // Borrowed from the row: the page's text is parsed once, not copied
+        // into a String first.
+        let json: &str = row.try_get(PAGE_COLUMN).map_err(store_error)?;
+        Ok(Some((
+            room_access(access)?,
+            Some(page(room, json, limit, true)?),
+        )))
     }
 
     async fn slow_mode(&self, room: &RoomName) -> StoreResult<Option<Duration>> {

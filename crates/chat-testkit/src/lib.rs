@@ -146,6 +146,7 @@ macro_rules! message_log_tests {
             current unicode_messages_round_trip_exactly,
             current a_deleted_users_messages_stay_in_history,
             current direct_rooms_have_their_own_history,
+            current access_with_page_agrees_with_access_and_before,
         });
     };
 }

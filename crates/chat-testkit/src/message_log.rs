@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chat_domain::{
-    Message, MessageKind, MessageLog, NewMessage, RoomName, RoomRepository, Seq, StoreError,
+    Message, MessageKind, MessageLog, Mute, NewMessage, RoomName, RoomRepository, Seq, StoreError,
     Timestamp, UserRepository,
 };
 
@@ -537,4 +537,64 @@ pub async fn direct_rooms_have_their_own_history<
         RoomName::direct(&name("alice"), &name("小明")).unwrap(),
         name_
     );
+}
+
+/// `access_with_page` answers what `access` does, and a page, when it reads
+/// one, equal to what `before` answers, for members, outsiders and guests
+/// alike; a missing room is `None`.
+pub async fn access_with_page_agrees_with_access_and_before<
+    S: MessageLog + RoomRepository + UserRepository,
+>(
+    store: Arc<S>,
+) {
+    setup(store.as_ref(), &["lobby", "other"]).await;
+    append_n(store.as_ref(), "lobby", 10, 0).await;
+    append_n(store.as_ref(), "other", 3, 0).await;
+    store.create_room(new_room("empty", "alice")).await.unwrap();
+    let (alice, bob) = (name("alice"), name("bob"));
+    store
+        .set_mute(
+            &room_name("lobby"),
+            &bob,
+            Some(Mute {
+                until: Some(at(600)),
+            }),
+        )
+        .await
+        .unwrap();
+    for r in ["lobby", "other", "empty"] {
+        let r = room_name(r);
+        for user in [Some(&alice), Some(&bob), None] {
+            for (before, limit) in [
+                (None, 4),
+                (Some(Seq::new(7)), 4),
+                (Some(Seq::new(3)), 4),
+                (Some(Seq::new(1)), 4),
+                (None, 50),
+            ] {
+                let (access, page) = store
+                    .access_with_page(&r, user, at(1), before, limit)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(
+                    Some(access),
+                    store.access(&r, user, at(1)).await.unwrap(),
+                    "{r} {user:?}"
+                );
+                if let Some(page) = page {
+                    assert_eq!(
+                        page,
+                        store.before(&r, before, limit).await.unwrap(),
+                        "{r} {before:?} {limit}"
+                    );
+                }
+            }
+        }
+    }
+    let missing = store
+        .access_with_page(&room_name("missing"), Some(&alice), at(1), None, 50)
+        .await
+        .unwrap();
+    assert!(missing.is_none());
 }

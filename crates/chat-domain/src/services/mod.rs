@@ -53,10 +53,18 @@ async fn visible_access(
         .access(name, actor.user().map(|u| &u.name), now)
         .await?
         .ok_or(RoomError::NotFound)?;
-    if !policy::may_see(actor, &access.room, access.standing) {
-        return Err(RoomError::NotFound);
-    }
+    check_visible(actor, &access)?;
     Ok(access)
+}
+
+/// `NotFound` unless the caller may see the room `access` was read for:
+/// rooms the caller may not see answer as if they did not exist.
+fn check_visible(actor: &Actor, access: &RoomAccess) -> Result<(), RoomError> {
+    if policy::may_see(actor, &access.room, access.standing) {
+        Ok(())
+    } else {
+        Err(RoomError::NotFound)
+    }
 }
 
 async fn standing(

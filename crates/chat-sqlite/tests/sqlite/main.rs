@@ -7,5 +7,6 @@ mod connect;
 mod contract;
 mod durability;
 mod group_commit;
+mod history;
 mod scratch;
 mod upgrade;
