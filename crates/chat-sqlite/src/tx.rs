@@ -73,17 +73,8 @@ impl WriteTx {
     }
 
     /// Commits; on failure rolls back and returns the commit's error.
-    pub(crate) async fn commit(mut self) -> Result<(), sqlx::Error> {
-        match sqlx::query("COMMIT").execute(&mut *self.conn).await {
-            Ok(_) => {
-                self.ended = true;
-                Ok(())
-            }
-            Err(e) => {
-                self.rollback_in_place().await;
-                Err(e)
-            }
-        }
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        self.commit_with(sqlx::query("COMMIT")).await
     }
 
     /// Rolls back.

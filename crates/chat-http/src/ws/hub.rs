@@ -511,17 +511,16 @@ mod tests {
         Username::parse(s).unwrap()
     }
 
-    fn event(about: About, text: &'static str) -> Shared {
+    fn event(about: About, text: impl Into<Utf8Bytes>) -> Shared {
         Arc::new(Relayed {
             about,
-            text: Utf8Bytes::from_static(text),
+            text: text.into(),
         })
     }
 
     fn message(seq: u64) -> Shared {
         // The text only has to tell the frames apart.
-        let text: &'static str = Box::leak(format!("m{seq}").into_boxed_str());
-        event(About::Message(Seq::new(seq)), text)
+        event(About::Message(Seq::new(seq)), format!("m{seq}"))
     }
 
     /// A subscription of `user` whose writer drains the returned outbox,
