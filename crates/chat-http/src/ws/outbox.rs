@@ -174,6 +174,15 @@ impl Outbox {
         let Some(socket) = socket.as_mut() else {
             return InPlace::Queue(message);
         };
+        // Each socket write spends a unit of the task's cooperative budget
+        // (128 per poll). Once it is spent, a write returns Pending and
+        // wakes its waker at once — through tokio-tungstenite's shared waker
+        // proxy both the writer and the connection loop. A relay fanning out
+        // to a big room spends it after 128 sockets; queueing the rest costs
+        // one writer wake-up each instead of two wake-ups.
+        if !tokio::task::coop::has_budget_remaining() {
+            return InPlace::Queue(message);
+        }
         {
             let state = self.state();
             if state.closed {
