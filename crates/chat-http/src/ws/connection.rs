@@ -398,12 +398,13 @@ impl Connection {
         }
     }
 
-    /// Queues a frame for the writer.
+    /// Sends a frame (see [`Connection::push_message`]).
     async fn push(&self, text: Utf8Bytes) -> Flow {
         self.push_message(Message::Text(text)).await
     }
 
-    /// Queues a message for the writer. A full queue gets a short grace
+    /// Sends a message through the outbox: written in place, or queued for
+    /// the writer (see [`Outbox`]). A full queue gets a short grace
     /// (the writer may merely not have been scheduled yet during a burst);
     /// if it is still full after that, the client is not reading, and it is
     /// closed with 1013 rather than buffered for without bound.
@@ -858,9 +859,9 @@ impl Connection {
                 if *seq > last.next() {
                     self.catch_up(&room, last, *seq).await?;
                 }
-                match self.sub(&room) {
-                    Some(sub) if *seq > sub.last_sent() => sub.sent_up_to(*seq),
-                    _ => return Ok(()),
+                // The catch-up may have sent it already.
+                if !self.sub(&room).is_some_and(|sub| sub.sent_up_to(*seq)) {
+                    return Ok(());
                 }
                 self.push(event.text.clone()).await
             }

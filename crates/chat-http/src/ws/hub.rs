@@ -6,10 +6,10 @@
 //! sockets in a room cost one bus subscription and one `serde_json` call per
 //! event, not ten thousand.
 //!
-//! **Direct delivery.** In the common case the relay itself queues each
-//! frame on the subscriber's outbox (the writer task sends it), so a
-//! delivery wakes one task — the writer — and not the connection's loop as
-//! well. The relay only does what needs no connection state: the next seq
+//! **Direct delivery.** In the common case the relay itself hands each
+//! frame to the subscriber's outbox, which writes it to the socket in place
+//! (or queues it for the connection's writer task), so a delivery wakes no
+//! task of the connection's, or only its writer — never its loop as well. The relay only does what needs no connection state: the next seq
 //! after the last one sent, a presence or typing frame, a drop of the
 //! subscriber's own typing echo. Anything else — a gap, a full outbox, the
 //! subscriber's own removal, or any event while the connection is busy with
@@ -262,7 +262,7 @@ async fn relay(
         let event = Arc::new(relay_event(&room, &event));
         // Held while offering to every member, so a subscription dropped
         // (left) is offered nothing after its drop returns. Each offer is a
-        // few field updates and at most one queue push.
+        // few field updates and at most one socket write or queue push.
         for member in lock(&members).iter() {
             if let Some(waker) = member.offer(&event) {
                 waker.wake();
@@ -352,14 +352,14 @@ struct MemberState {
 
 /// What the relay may do with an event for a direct member.
 enum Direct {
-    /// Queued for the writer (or nothing to do).
+    /// Written or queued by the outbox (or nothing to do).
     Done,
     /// The connection's loop must handle it: pause.
     Defer,
 }
 
 impl Member {
-    /// Hands `event` to this member: queues it for the writer when direct
+    /// Hands `event` to this member: gives it to the outbox when direct
     /// and it needs no connection state, otherwise pauses and queues it for
     /// the loop. Returns the loop's waker when the loop must run.
     fn offer(&self, event: &Shared) -> Option<Waker> {
@@ -446,10 +446,15 @@ impl RoomSubscription {
     /// Records that every message up to `seq` has been sent (or was in the
     /// snapshot). Meant for the connection's loop while the subscription is
     /// paused (after [`RoomSubscription::pause`], or while handling what the
-    /// stream yielded): later events at or below it are dropped.
-    pub fn sent_up_to(&self, seq: Seq) {
+    /// stream yielded): later events at or below it are dropped. Returns
+    /// whether `seq` was beyond what had been sent.
+    pub fn sent_up_to(&self, seq: Seq) -> bool {
         let mut s = lock(&self.member.state);
-        s.last_sent = Some(s.last_sent.map_or(seq, |last| last.max(seq)));
+        let beyond = s.last_sent.is_none_or(|last| seq > last);
+        if beyond {
+            s.last_sent = Some(seq);
+        }
+        beyond
     }
 
     /// Takes the room back from the relay: events wait in the stream until
@@ -601,7 +606,9 @@ mod tests {
         assert!(queued(&outbox).is_empty());
         assert_eq!(pending_seq(poll(&mut sub)), Seq::new(6));
         // The loop catches up from the log and sends 4..=6 itself.
-        sub.sent_up_to(Seq::new(6));
+        assert!(sub.sent_up_to(Seq::new(6)));
+        assert!(!sub.sent_up_to(Seq::new(5)), "already sent: not beyond");
+        assert_eq!(sub.last_sent(), Seq::new(6));
         assert_eq!(pending_seq(poll(&mut sub)), Seq::new(7));
         sub.sent_up_to(Seq::new(7));
         assert!(poll(&mut sub).is_pending());

@@ -213,7 +213,8 @@ impl Outbox {
         }
     }
 
-    /// Queues `message`, waiting up to `grace` for room when the queue is full.
+    /// [`Outbox::try_push`], waiting up to `grace` for room when the queue is
+    /// full.
     pub(super) async fn push(&self, message: Message, grace: Duration) -> Result<(), PushError> {
         let mut message = match self.try_push(message) {
             Ok(()) => return Ok(()),
