@@ -732,8 +732,11 @@ pub async fn publish_batch(conn: &mut Conn, plan: &BatchPlan<'_>) -> anyhow::Res
             () = tokio::time::sleep(stall) => continue,
         };
         last_heard = Instant::now();
-        let Event::Text(text) = event else {
-            anyhow::bail!("the server closed the connection while publishing to {room}");
+        let text = match event {
+            Event::Text(text) => text,
+            Event::Closed(code) => anyhow::bail!(
+                "the server closed the connection ({code:?}) while publishing to {room} ({answered} of {next} sends answered)"
+            ),
         };
         let Ok(frame) = wire::parse(text.as_str()) else {
             continue;

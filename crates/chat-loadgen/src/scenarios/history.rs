@@ -73,20 +73,30 @@ pub(super) async fn run(
     // Fill.
     progress.set_message(format!("history: storing {total} messages"));
     let fill_started = Instant::now();
-    let mut fills = Vec::new();
+    // Join (which makes the user a member), then stop following: members
+    // may send without receiving, so a filler costs no deliveries. One
+    // filler at a time, so no filler follows the room while the others
+    // join: a join storm would send every early filler a presence frame per
+    // later join, and one that is not read for 2 s is closed as too slow.
+    let mut conns = Vec::new();
     for f in 0..filler_count {
+        let (mut conn, _) = connect_and_join(
+            &deployment.ws_url(f),
+            &deployment.credential(f),
+            &room,
+            None,
+            &mut |_, _| {},
+        )
+        .await?;
+        conn.send(wire::leave(&room)).await?;
+        conns.push(conn);
+    }
+    let mut fills = Vec::new();
+    for (f, mut conn) in conns.into_iter().enumerate() {
         let share =
             total / filler_count as u64 + u64::from((f as u64) < total % filler_count as u64);
-        let url = deployment.ws_url(f);
-        let credential = deployment.credential(f);
         let room = room.clone();
         fills.push(tokio::spawn(async move {
-            // Join (which makes the user a member), then stop following:
-            // members may send without receiving, so a filler costs no
-            // deliveries.
-            let (mut conn, _) =
-                connect_and_join(&url, &credential, &room, None, &mut |_, _| {}).await?;
-            conn.send(wire::leave(&room)).await?;
             let plan = BatchPlan {
                 room: &room,
                 count: share,
