@@ -175,11 +175,16 @@ impl Bus {
         join: impl FnOnce(&Topic) -> Option<broadcast::Receiver<Delivery<T>>>,
     ) -> StoreResult<(broadcast::Receiver<Delivery<T>>, Guard)> {
         let _order = self.shared.order.lock().await;
-        let rx = {
+        let (rx, subscribed) = {
             let mut topics = self.shared.topics();
             let topic = topics.entry(channel.clone()).or_insert_with(make);
-            join(topic)
-                .ok_or_else(|| StoreError::unexpected("a room and a user channel share a name"))?
+            // Another local receiver means Redis already has the channel: a
+            // subscriber got it under this lock, and one whose SUBSCRIBE
+            // failed dropped its receiver before letting the lock go.
+            let subscribed = topic.receiver_count() > 0;
+            let rx = join(topic)
+                .ok_or_else(|| StoreError::unexpected("a room and a user channel share a name"))?;
+            (rx, subscribed)
         };
         // From here on, dropping the guard hands an idle topic to the janitor.
         let guard = Guard {
@@ -192,6 +197,13 @@ impl Bus {
             return Err(StoreError::unavailable(
                 "the Redis subscriber is not connected",
             ));
+        }
+        if subscribed {
+            // No round trip to Redis: a user's thirtieth tab, or a room's
+            // thousandth member on this node, costs a map lookup. (Were the
+            // subscriber to reconnect, it subscribes again to every topic
+            // and tells every receiver, this one too, that it lagged.)
+            return Ok((rx, guard));
         }
         self.subscriber
             .subscribe(channel)

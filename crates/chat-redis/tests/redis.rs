@@ -372,3 +372,59 @@ async fn the_audit_trail_keeps_the_newest_entries_up_to_its_cap_across_nodes() {
     assert_eq!(kept[AUDIT_KEPT - 1].target, "u5", "the five oldest went");
     assert_eq!(a.recent(3).await.unwrap(), kept[..3].to_vec());
 }
+
+/// How many SUBSCRIBE commands `server` has run since it started.
+async fn subscribe_calls(server: &RedisServer) -> u64 {
+    use fred::interfaces::ClientLike as _;
+    let client = fred::clients::Client::new(
+        fred::types::config::Config::from_url(&server.url()).unwrap(),
+        None,
+        None,
+        None,
+    );
+    client.init().await.unwrap();
+    let info: String = client
+        .custom(fred::cmd!("INFO"), vec!["commandstats"])
+        .await
+        .unwrap();
+    // A line such as `cmdstat_subscribe:calls=3,usec=…`; absent when none ran.
+    info.lines()
+        .find_map(|line| line.strip_prefix("cmdstat_subscribe:calls="))
+        .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
+}
+
+/// Later local subscribers of a channel share the first one's Redis
+/// subscription (no SUBSCRIBE and confirming PING each: thirty tabs of one
+/// user used to make sixty round trips, one after another), and each still
+/// gets what is published once its subscribe returned.
+#[tokio::test]
+async fn later_local_subscribers_share_the_redis_subscription() {
+    // A private server, so that the command counts are this test's alone.
+    let server = RedisServer::start_with_aof().expect("a private redis-server");
+    let store = node(&server.url(), config(&fresh_prefix())).await;
+    let r = room_name("lobby");
+    let before = subscribe_calls(&server).await;
+    let mut subscribers = Vec::new();
+    for _ in 0..5 {
+        subscribers.push(store.subscribe(&r).await.unwrap());
+    }
+    assert_eq!(subscribe_calls(&server).await - before, 1);
+    let typing = RoomEvent::Typing { user: name("bob") };
+    store.publish(&r, typing.clone()).await.unwrap();
+    for on in &mut subscribers {
+        match next(on).await {
+            Delivery::Event(e) => assert_eq!(*e, typing),
+            Delivery::Lagged => panic!("nothing was dropped"),
+        }
+    }
+    // Once every subscriber is gone, the next one subscribes afresh (the
+    // janitor may not have unsubscribed the idle channel yet: either way).
+    drop(subscribers);
+    let mut again = store.subscribe(&r).await.unwrap();
+    assert_eq!(subscribe_calls(&server).await - before, 2);
+    store.publish(&r, typing.clone()).await.unwrap();
+    match next(&mut again).await {
+        Delivery::Event(e) => assert_eq!(*e, typing),
+        Delivery::Lagged => panic!("nothing was dropped"),
+    }
+}
