@@ -7,6 +7,9 @@ use chat_server::commands::{Cli, Command};
 use clap::Parser as _;
 use tracing_subscriber::EnvFilter;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The server logs at info; one-shot commands only warn, so their output
