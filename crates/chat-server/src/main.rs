@@ -7,6 +7,10 @@ use chat_server::commands::{Cli, Command};
 use clap::Parser as _;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc rather than glibc's malloc: after a storm of connections glibc
+/// kept the memory their transient buffers had used (so an idle connection
+/// seemed to cost 12–22 KiB instead of 8), and its `malloc_consolidate` was
+/// a sixth of the CPU of a history page. See docs/BENCHMARKS.md.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
