@@ -16,6 +16,15 @@
 //! `Drop` cannot await). SUBSCRIBE and UNSUBSCRIBE of a channel must reach
 //! Redis in the order we decided them, or a late UNSUBSCRIBE could cancel a
 //! fresh subscription, so they are serialised by one async mutex.
+//!
+//! Because the Redis subscription outlives a local one (the janitor drops it
+//! later, and messages already read from the socket wait in fred's channel
+//! until our reader gets to them), a message published before a subscriber
+//! arrived could otherwise still reach it. So the reader numbers every
+//! message by its place in fred's channel, and a new subscriber starts at
+//! the number the next message gets once Redis has confirmed the SUBSCRIBE:
+//! anything numbered earlier was published before `subscribe` returned and
+//! is the caller's snapshot's business, not the stream's.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -25,18 +34,28 @@ use fred::clients::SubscriberClient;
 use fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
 use fred::types::{Message as BusMessage, Value};
 use futures::StreamExt;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use crate::codec;
 use crate::error::from_fred;
 
+/// What the local fan-out carries: a delivery, events stamped with their
+/// place in the subscriber connection's message stream so each subscriber
+/// can skip those from before it subscribed. A lag has no place: it is news
+/// to every subscriber.
+#[derive(Clone)]
+enum Stamped<T> {
+    Event { at: u64, event: Arc<T> },
+    Lagged,
+}
+
 /// The local fan-out of one channel.
 #[derive(Clone)]
 enum Topic {
-    Room(broadcast::Sender<Delivery<RoomEvent>>),
-    User(broadcast::Sender<Delivery<UserEvent>>),
+    Room(broadcast::Sender<Stamped<RoomEvent>>),
+    User(broadcast::Sender<Stamped<UserEvent>>),
 }
 
 impl Topic {
@@ -50,8 +69,8 @@ impl Topic {
     fn lagged(&self) {
         // No receivers is not an error: the janitor is about to drop the topic.
         match self {
-            Topic::Room(tx) => drop(tx.send(Delivery::Lagged)),
-            Topic::User(tx) => drop(tx.send(Delivery::Lagged)),
+            Topic::Room(tx) => drop(tx.send(Stamped::Lagged)),
+            Topic::User(tx) => drop(tx.send(Stamped::Lagged)),
         }
     }
 }
@@ -86,6 +105,9 @@ pub(crate) struct Bus {
     subscriber: SubscriberClient,
     shared: Arc<Shared>,
     janitor: mpsc::UnboundedSender<String>,
+    /// Asks the reader where it is in fred's message channel (see the
+    /// module docs).
+    marks: mpsc::UnboundedSender<oneshot::Sender<u64>>,
     capacity: usize,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -99,11 +121,12 @@ impl Bus {
             order: tokio::sync::Mutex::new(()),
         });
         let (janitor, idle) = mpsc::unbounded_channel();
+        let (marks, mark_requests) = mpsc::unbounded_channel();
         // Take the receivers before any SUBSCRIBE so no message can slip by.
         let messages = subscriber.message_rx();
         let reconnects = subscriber.reconnect_rx();
         let tasks = vec![
-            tokio::spawn(read_messages(messages, Arc::clone(&shared))),
+            tokio::spawn(read_messages(messages, mark_requests, Arc::clone(&shared))),
             tokio::spawn(resubscribe_on_reconnect(
                 reconnects,
                 subscriber.clone(),
@@ -119,6 +142,7 @@ impl Bus {
             subscriber,
             shared,
             janitor,
+            marks,
             capacity: capacity.max(1),
             tasks,
         }
@@ -134,7 +158,7 @@ impl Bus {
         channel: String,
     ) -> StoreResult<EventStream<RoomEvent>> {
         let capacity = self.capacity;
-        let (rx, guard) = self
+        let (subscription, from) = self
             .subscribe(
                 channel,
                 || Topic::Room(broadcast::channel(capacity).0),
@@ -144,7 +168,7 @@ impl Bus {
                 },
             )
             .await?;
-        Ok(stream(rx, guard))
+        Ok(stream(subscription, from))
     }
 
     pub(crate) async fn subscribe_user(
@@ -152,7 +176,7 @@ impl Bus {
         channel: String,
     ) -> StoreResult<EventStream<UserEvent>> {
         let capacity = self.capacity;
-        let (rx, guard) = self
+        let (subscription, from) = self
             .subscribe(
                 channel,
                 || Topic::User(broadcast::channel(capacity).0),
@@ -162,18 +186,20 @@ impl Bus {
                 },
             )
             .await?;
-        Ok(stream(rx, guard))
+        Ok(stream(subscription, from))
     }
 
     /// Joins the local topic (making it if needed), then makes sure Redis
     /// has the subscription before returning, so the caller may read its
-    /// snapshot knowing every later publish will reach it.
+    /// snapshot knowing every later publish will reach it. Also returns the
+    /// stamp of the first event that is the subscriber's: earlier ones may
+    /// have been published before it came (see the module docs).
     async fn subscribe<T>(
         &self,
         channel: String,
         make: impl FnOnce() -> Topic,
-        join: impl FnOnce(&Topic) -> Option<broadcast::Receiver<Delivery<T>>>,
-    ) -> StoreResult<(broadcast::Receiver<Delivery<T>>, Guard)> {
+        join: impl FnOnce(&Topic) -> Option<broadcast::Receiver<Stamped<T>>>,
+    ) -> StoreResult<(Subscription<T>, u64)> {
         let _order = self.shared.order.lock().await;
         let (rx, subscribed) = {
             let mut topics = self.shared.topics();
@@ -210,7 +236,20 @@ impl Bus {
             .await
             .map_err(from_fred)?;
         confirm(&self.subscriber).await?;
-        Ok((rx, guard))
+        // Asked only now: every message published before Redis took the
+        // SUBSCRIBE came in before the PING's answer, so it is already in
+        // fred's channel and counted in the mark.
+        let from = self.mark().await?;
+        Ok((Subscription { rx, _guard: guard }, from))
+    }
+
+    /// The stamp the reader will give the next message published from now
+    /// on.
+    async fn mark(&self) -> StoreResult<u64> {
+        let stopped = || StoreError::unexpected("the Redis bus reader has stopped");
+        let (reply, mark) = oneshot::channel();
+        self.marks.send(reply).map_err(|_| stopped())?;
+        mark.await.map_err(|_| stopped())
     }
 }
 
@@ -252,44 +291,72 @@ impl Drop for Guard {
 /// One subscriber's receiver; `rx` is declared first so it is dropped before
 /// the guard tells the janitor to look at the receiver count.
 struct Subscription<T> {
-    rx: broadcast::Receiver<Delivery<T>>,
+    rx: broadcast::Receiver<Stamped<T>>,
     _guard: Guard,
 }
 
+/// The subscriber's stream: events stamped `from` on, and every lag.
 fn stream<T: Clone + Send + Sync + 'static>(
-    rx: broadcast::Receiver<Delivery<T>>,
-    guard: Guard,
+    subscription: Subscription<T>,
+    from: u64,
 ) -> EventStream<T> {
-    let subscription = Subscription { rx, _guard: guard };
-    futures::stream::unfold(subscription, |mut sub| async move {
-        let delivery = match sub.rx.recv().await {
-            Ok(delivery) => delivery,
-            Err(broadcast::error::RecvError::Lagged(missed)) => {
-                debug!(missed, "a local bus reader lagged");
-                Delivery::Lagged
-            }
-            Err(broadcast::error::RecvError::Closed) => return None,
-        };
-        Some((delivery, sub))
+    futures::stream::unfold(subscription, move |mut sub| async move {
+        loop {
+            let delivery = match sub.rx.recv().await {
+                Ok(Stamped::Event { at, .. }) if at < from => continue,
+                Ok(Stamped::Event { event, .. }) => Delivery::Event(event),
+                Ok(Stamped::Lagged) => Delivery::Lagged,
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    debug!(missed, "a local bus reader lagged");
+                    Delivery::Lagged
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            };
+            return Some((delivery, sub));
+        }
     })
     .boxed()
 }
 
-/// Decodes each pub/sub message once and hands it to the local receivers.
-async fn read_messages(mut messages: broadcast::Receiver<BusMessage>, shared: Arc<Shared>) {
+/// Decodes each pub/sub message once and hands it to the local receivers,
+/// stamped with its place in fred's channel; answers mark requests with the
+/// stamp the next message sent into that channel will get.
+async fn read_messages(
+    mut messages: broadcast::Receiver<BusMessage>,
+    mut mark_requests: mpsc::UnboundedReceiver<oneshot::Sender<u64>>,
+    shared: Arc<Shared>,
+) {
+    // The stamp of the next message `messages` yields. A lag skips stamps
+    // as it skips messages, so stamps stay places in fred's channel.
+    let mut next: u64 = 0;
     loop {
-        match messages.recv().await {
-            Ok(message) => dispatch(&shared, &message),
-            Err(broadcast::error::RecvError::Lagged(missed)) => {
-                warn!(missed, "the Redis bus reader lagged; receivers will refill");
-                shared.all_lagged();
+        tokio::select! {
+            // A subscriber waits on its mark with the order lock held.
+            biased;
+            Some(reply) = mark_requests.recv() => {
+                // `len` counts what fred has sent and we have not read yet,
+                // so this is the stamp of whatever fred sends next. The
+                // subscriber may have gone (its future dropped): fine.
+                let waiting = u64::try_from(messages.len()).unwrap_or(u64::MAX);
+                let _ = reply.send(next.saturating_add(waiting));
             }
-            Err(broadcast::error::RecvError::Closed) => return,
+            received = messages.recv() => match received {
+                Ok(message) => {
+                    dispatch(&shared, next, &message);
+                    next += 1;
+                }
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    warn!(missed, "the Redis bus reader lagged; receivers will refill");
+                    next += missed;
+                    shared.all_lagged();
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
         }
     }
 }
 
-fn dispatch(shared: &Shared, message: &BusMessage) {
+fn dispatch(shared: &Shared, at: u64, message: &BusMessage) {
     let Some(topic) = shared.topics().get(&*message.channel).cloned() else {
         return;
     };
@@ -299,15 +366,15 @@ fn dispatch(shared: &Shared, message: &BusMessage) {
     };
     match topic {
         Topic::Room(tx) => match codec::decode_room_event(payload) {
-            Ok(event) => drop(tx.send(Delivery::Event(event))),
+            Ok(event) => drop(tx.send(Stamped::Event { at, event })),
             Err(e) => {
                 warn!(channel = %message.channel, error = %e, "undecodable room event");
                 // A dropped message would be a gap: let the feed refill.
-                drop(tx.send(Delivery::Lagged));
+                drop(tx.send(Stamped::Lagged));
             }
         },
         Topic::User(tx) => match codec::decode_user_event(payload) {
-            Ok(event) => drop(tx.send(Delivery::Event(event))),
+            Ok(event) => drop(tx.send(Stamped::Event { at, event })),
             Err(e) => warn!(channel = %message.channel, error = %e, "undecodable user event"),
         },
     }

@@ -42,6 +42,11 @@ fn is_unavailable(e: &FredError) -> bool {
                 // connection dropped (we allow a single write attempt).
                 || details.contains("Too many failed write attempts")
                 || details.contains("Connection closed")
+                // fred's words (kind Unknown) for a command it takes from its
+                // queue after dropping a dead connection but before the
+                // reconnect it queued behind it: there is no connection to
+                // write it to.
+                || details.contains("Failed to route command")
         }
     }
 }
@@ -69,5 +74,38 @@ mod tests {
             from_fred(FredError::new(ErrorKind::Unknown, "WRONGTYPE Operation")),
             StoreError::Unexpected(_)
         ));
+    }
+
+    #[test]
+    fn a_command_sent_between_losing_the_connection_and_reconnecting_is_unavailable() {
+        // The error exactly as fred 10 makes it (router/commands.rs).
+        assert!(matches!(
+            from_fred(FredError::new(
+                ErrorKind::Unknown,
+                "Failed to route command."
+            )),
+            StoreError::Unavailable(_)
+        ));
+    }
+
+    #[test]
+    fn a_broken_reply_from_a_healthy_connection_is_not_unavailable() {
+        for (kind, details) in [
+            (ErrorKind::Protocol, "Invalid response frame type."),
+            (ErrorKind::Parse, "Invalid integer string."),
+            (ErrorKind::Unknown, "Unknown frame error."),
+            (
+                ErrorKind::InvalidArgument,
+                "Cannot convert NaN to redis value.",
+            ),
+        ] {
+            assert!(
+                matches!(
+                    from_fred(FredError::new(kind, details)),
+                    StoreError::Unexpected(_)
+                ),
+                "{details}"
+            );
+        }
     }
 }
