@@ -228,8 +228,12 @@ impl Bus {
             // No round trip to Redis: a user's thirtieth tab, or a room's
             // thousandth member on this node, costs a map lookup. (Were the
             // subscriber to reconnect, it subscribes again to every topic
-            // and tells every receiver, this one too, that it lagged.)
-            return Ok((rx, guard));
+            // and tells every receiver, this one too, that it lagged.) The
+            // mark skips what the reader has yet to hand out; a message
+            // still on its way from Redis was published about as this
+            // subscriber came, and consumers drop what their snapshot holds.
+            let from = self.mark().await?;
+            return Ok((Subscription { rx, _guard: guard }, from));
         }
         self.subscriber
             .subscribe(channel)
