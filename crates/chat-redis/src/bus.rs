@@ -224,25 +224,23 @@ impl Bus {
                 "the Redis subscriber is not connected",
             ));
         }
-        if subscribed {
-            // No round trip to Redis: a user's thirtieth tab, or a room's
-            // thousandth member on this node, costs a map lookup. (Were the
-            // subscriber to reconnect, it subscribes again to every topic
-            // and tells every receiver, this one too, that it lagged.) The
-            // mark skips what the reader has yet to hand out; a message
-            // still on its way from Redis was published about as this
-            // subscriber came, and consumers drop what their snapshot holds.
-            let from = self.mark().await?;
-            return Ok((Subscription { rx, _guard: guard }, from));
+        // A channel another local receiver already has needs no round trip
+        // to Redis: a user's thirtieth tab, or a room's thousandth member on
+        // this node, costs a map lookup. (Were the subscriber to reconnect,
+        // it subscribes again to every topic and tells every receiver, this
+        // one too, that it lagged.)
+        if !subscribed {
+            self.subscriber
+                .subscribe(channel)
+                .await
+                .map_err(from_fred)?;
+            confirm(&self.subscriber).await?;
         }
-        self.subscriber
-            .subscribe(channel)
-            .await
-            .map_err(from_fred)?;
-        confirm(&self.subscriber).await?;
         // Asked only now: every message published before Redis took the
         // SUBSCRIBE came in before the PING's answer, so it is already in
-        // fred's channel and counted in the mark.
+        // fred's channel and counted in the mark. On a channel Redis already
+        // had, a message still on its way was published about as this
+        // subscriber came, and consumers drop what their snapshot holds.
         let from = self.mark().await?;
         Ok((Subscription { rx, _guard: guard }, from))
     }
