@@ -53,10 +53,17 @@ use crate::writer::Writer;
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
 
 /// The append writer's page cache as `PRAGMA cache_size` takes it: a
-/// negative number is KiB, so 16 MiB. Appends touch the tails of the
-/// message indexes plus one page of the cid index per message; keeping
-/// those pages in the writer's own cache saves a read per page per group.
-const WRITER_CACHE_SIZE: &str = "-16384";
+/// negative number is KiB, so 64 MiB. Appends to many rooms touch a page of
+/// `messages` and one of the cid index per room; keeping those pages in the
+/// writer's own cache saves a read per page per group.
+const WRITER_CACHE_SIZE: &str = "-65536";
+
+/// WAL pages after which a commit copies the WAL back into the database
+/// (`PRAGMA wal_autocheckpoint`; SQLite's default is 1,000, 4 MiB). A busy
+/// writer's group dirties hundreds of pages, so at the default nearly every
+/// group also ran a checkpoint; with 16,384 (64 MiB of WAL) a page written
+/// by many groups is copied back once.
+const AUTOCHECKPOINT_PAGES: &str = "16384";
 
 /// How much of the database file each reading connection maps into memory
 /// (`PRAGMA mmap_size`, bytes): 1 GiB of address space, not of memory; the
@@ -185,7 +192,11 @@ impl SqliteStore {
         // FULL, not NORMAL: in WAL mode NORMAL skips the fsync at COMMIT, so
         // the last transactions before a power cut can be lost, and an
         // acknowledged message must never be.
-        let options = options.synchronous(SqliteSynchronous::Full);
+        let options = options
+            .synchronous(SqliteSynchronous::Full)
+            // On every connection: whichever commits past the threshold runs
+            // the checkpoint, so one left at the default would run them all.
+            .pragma("wal_autocheckpoint", AUTOCHECKPOINT_PAGES);
         // One connection first, on its own: switching a new file to WAL
         // needs the database to itself (pooled connections opening side by
         // side would get SQLITE_BUSY), and the migrations run once. It stays

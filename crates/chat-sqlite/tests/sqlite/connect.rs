@@ -147,3 +147,29 @@ async fn an_in_memory_store_works_without_any_file() {
         Err(StoreError::Unavailable(_))
     ));
 }
+
+/// Commits leave the WAL to grow well past SQLite's default checkpoint
+/// threshold (1,000 pages, 4 MiB) before it is copied back: with the
+/// default, a busy writer checkpointed after nearly every group.
+#[tokio::test]
+async fn the_wal_is_checkpointed_only_after_many_pages() {
+    let dir = scratch::dir();
+    let path = dir.path().join("wal.db");
+    let store = scratch::open(&path).await;
+    create_users(&store, &["alice"]).await;
+    store.create_room(new_room("lobby", "alice")).await.unwrap();
+    // ≈ 10 MiB in commits of 12 KiB each (one append at a time).
+    let body = "字".repeat(4000);
+    for _ in 0..800 {
+        store
+            .append(message("lobby", "alice", &body))
+            .await
+            .unwrap();
+    }
+    let wal = std::fs::metadata(dir.path().join("wal.db-wal"))
+        .unwrap()
+        .len();
+    // At the default threshold a checkpoint would have sent the WAL back
+    // to its beginning every 4 MiB, so the file would stay near that size.
+    assert!(wal > 6 << 20, "the WAL is only {wal} bytes");
+}
