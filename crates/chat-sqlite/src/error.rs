@@ -1,7 +1,8 @@
-//! The seam between sqlx's errors and the domain's `StoreError`.
+//! The seam between the drivers' errors (sqlx's, and rusqlite's for the hot
+//! reads) and the domain's `StoreError`.
 //!
 //! Every driver error is translated here and nowhere else, so the rest of the
-//! crate can use `?` and the domain never sees a sqlx type.
+//! crate can use `?` and the domain never sees a driver's type.
 
 use std::sync::Arc;
 
@@ -60,6 +61,27 @@ pub(crate) fn classify(e: &sqlx::Error) -> Kind {
         | sqlx::Error::Io(_) => Kind::Unavailable,
         _ => Kind::Unexpected,
     }
+}
+
+/// Classifies an error of a hot read (`readers.rs`), by the same SQLite
+/// result codes as [`classify`].
+fn classify_read(e: &rusqlite::Error) -> Kind {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+            Kind::Unavailable
+        }
+        Some(rusqlite::ErrorCode::DiskFull) => Kind::Full,
+        Some(rusqlite::ErrorCode::SystemIoFailure | rusqlite::ErrorCode::CannotOpen) => {
+            Kind::Unavailable
+        }
+        _ => Kind::Unexpected,
+    }
+}
+
+/// Translates an error of a hot read.
+pub(crate) fn read_error(e: rusqlite::Error) -> StoreError {
+    let kind = classify_read(&e);
+    to_store_error(kind, Box::new(e))
 }
 
 /// The database refused to grow.

@@ -6,6 +6,10 @@
 //! The event bus and presence are not here: on a single node they come from
 //! the in-process bus of `chat-memory`.
 //!
+//! The hot reads (`access` on every send, history pages, `last_seq`) run
+//! on connections of their own with rusqlite, on the caller's thread: see
+//! `readers`.
+//!
 //! Durability: the database runs in WAL mode with `synchronous = FULL`, so
 //! every COMMIT is fsynced before it returns and an acknowledged message
 //! survives a power cut. Appends share those fsyncs through one writer task
@@ -45,7 +49,7 @@ use anyhow::Context as _;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection as _, SqliteConnection, SqlitePool};
 
-use crate::readers::Readers;
+use crate::readers::{ReaderOptions, Readers};
 use crate::writer::Writer;
 
 /// The schema migrations, embedded from `migrations/sqlite`; [`SqliteStore`]
@@ -68,11 +72,12 @@ const AUTOCHECKPOINT_PAGES: &str = "16384";
 /// How much of the database file each reading connection maps into memory
 /// (`PRAGMA mmap_size`, bytes): 1 GiB of address space, not of memory; the
 /// pages themselves are the OS page cache, shared by every connection.
-const READER_MMAP_SIZE: &str = "1073741824";
+const READER_MMAP_SIZE: i64 = 1 << 30;
 
 /// How many connections of their own the hot reads (`access`, history
-/// pages, `last_seq`) get, besides the pool: a read holds one only for its
-/// statement, so a few serve many callers.
+/// pages, `last_seq`) get, besides the pool: they run on the caller's
+/// thread, so more than the runtime's worker threads would never be used at
+/// once.
 const HOT_READERS: usize = 4;
 
 /// How to open the database.
@@ -112,9 +117,9 @@ pub struct SqliteStore {
     /// The append writer's own connection (the same pool when in memory).
     writer_pool: SqlitePool,
     writer: Writer,
-    /// The hot reads' connections, lent without the pool's per-use ping
-    /// (see `readers`); `None` in memory, where the pool's one connection
-    /// is the database.
+    /// The hot reads' connections, run on the caller's thread (see
+    /// `readers`); `None` in memory, where the pool's one connection is the
+    /// database.
     readers: Option<Readers>,
 }
 
@@ -211,19 +216,27 @@ impl SqliteStore {
         // time, so without the map every read re-fetches its pages with a
         // `pread` each. Reads through the map are plain memory accesses to
         // the OS page cache. Writes never go through it.
-        let reading = options.clone().pragma("mmap_size", READER_MMAP_SIZE);
+        let reading = options
+            .clone()
+            .pragma("mmap_size", READER_MMAP_SIZE.to_string());
         let pool = pool_options(config.max_connections.max(1))
-            .connect_with(reading.clone())
+            .connect_with(reading)
             .await
             .map_err(opened)?;
-        let mut hot = Vec::with_capacity(HOT_READERS);
-        for _ in 0..HOT_READERS {
-            hot.push(
-                SqliteConnection::connect_with(&reading)
-                    .await
-                    .map_err(opened)?,
-            );
-        }
+        let readers = Readers::open(
+            &path,
+            HOT_READERS,
+            &ReaderOptions {
+                busy_timeout: config.busy_timeout,
+                mmap_size: READER_MMAP_SIZE,
+            },
+        )
+        .map_err(|e| {
+            anyhow::Error::new(e).context(format!(
+                "cannot open the SQLite database {}",
+                path.display()
+            ))
+        })?;
         // The writer keeps a connection of its own: SQLite drops a
         // connection's page cache whenever another connection wrote, so a
         // writer that borrowed whichever pooled connection was free would
@@ -233,7 +246,7 @@ impl SqliteStore {
             .await
             .map_err(opened)?;
         setup.close().await.map_err(opened)?;
-        Ok(Self::start(pool, writer_pool, Some(Readers::new(hot))))
+        Ok(Self::start(pool, writer_pool, Some(readers)))
     }
 
     /// Starts the writer over a migrated database.
@@ -253,7 +266,7 @@ impl SqliteStore {
     pub async fn close(&self) {
         self.writer.close().await;
         if let Some(readers) = &self.readers {
-            readers.close().await;
+            readers.close();
         }
         self.writer_pool.close().await;
         self.pool.close().await;

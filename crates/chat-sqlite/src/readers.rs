@@ -1,188 +1,219 @@
 //! Connections of our own for the hot reads (`access`, history pages,
-//! `last_seq`), lent out without going through sqlx's pool.
+//! `last_seq`), run on the caller's thread with rusqlite.
 //!
-//! sqlx's pool checks every connection it takes back by sending a ping to
-//! the connection's worker thread, from a task it spawns for that: a
-//! second thread hand-off (futex wake, two context switches) after each
-//! statement, which on one core costs as much as the statement. These
-//! connections go back into a list as they are, so a read is one hand-off.
+//! sqlx runs every SQLite connection on a thread of its own, so each
+//! statement is a hand-off there and back: a futex wake and two context
+//! switches, which on one core cost several times what the statement does
+//! (an `access` read is a few µs of SQLite). These reads are short,
+//! read-only and never wait for a lock (WAL: readers see the last commit and
+//! do not block on the writer), so they run right where they are asked
+//! for, on the tokio worker, holding a connection only for the statement.
 //!
-//! That check exists for connections left mid-transaction or mid-stream by
-//! a cancelled caller. These connections only ever run single read-only
-//! statements outside any transaction: a cancelled read leaves at most a
-//! command queued on the worker, which runs it, finds nobody listening and
-//! goes on with the next command in order, so the connection is as good as
-//! before.
+//! A connection is held under a `std` mutex for one synchronous call and
+//! never across an `.await`, so a cancelled caller cannot leave one
+//! mid-statement: rusqlite resets a statement when it is dropped.
+//!
+//! The rare case where a read can wait is SQLite's own recovery of a WAL
+//! left by a crashed process, bounded by the busy timeout; on one worker
+//! thread that wait stalls the node, which is what it would do at start-up
+//! anyway.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use chat_domain::{StoreError, StoreResult};
-use sqlx::{Connection as _, SqliteConnection};
+use rusqlite::{Connection, OpenFlags};
 use thiserror::Error;
-use tokio::sync::{Mutex, MutexGuard, Semaphore, SemaphorePermit};
+
+use crate::error::read_error;
 
 /// Why no reading connection could be lent.
 #[derive(Debug, Error)]
-enum ReadersError {
-    /// The store was closed.
-    #[error("the SQLite store is closed")]
-    Closed,
-    /// A permit was granted with every connection taken: a bug in the lending.
-    #[error("no free reading connection behind a granted permit")]
-    Missing,
-}
+#[error("the SQLite store is closed")]
+struct Closed;
 
 fn closed() -> StoreError {
-    StoreError::Unavailable(Box::new(ReadersError::Closed))
+    StoreError::Unavailable(Box::new(Closed))
 }
 
-/// A fixed set of reading connections; a caller waits for a free one.
+/// How reading connections are opened.
+#[derive(Debug, Clone)]
+pub(crate) struct ReaderOptions {
+    /// The longest a read waits for a lock (WAL recovery only).
+    pub busy_timeout: Duration,
+    /// `PRAGMA mmap_size`, in bytes.
+    pub mmap_size: i64,
+}
+
+/// A fixed set of reading connections; a read takes a free one, or waits
+/// its turn on one when all are busy (only with more worker threads than
+/// connections).
 pub(crate) struct Readers {
-    /// The connections, each locked while lent out; `None` once closed.
-    slots: Vec<Mutex<Option<SqliteConnection>>>,
-    /// One permit per slot, so a caller holding a permit always finds an
-    /// unlocked slot; closed by [`Readers::close`].
-    free: Semaphore,
+    /// The connections; `None` once closed.
+    slots: Vec<Mutex<Option<Connection>>>,
+    /// Where a read that found every connection busy queues next.
+    next: AtomicUsize,
 }
 
 impl Readers {
-    /// Lends out `connections`, each to one caller at a time.
-    pub(crate) fn new(connections: Vec<SqliteConnection>) -> Self {
-        let free = Semaphore::new(connections.len());
-        Self {
-            slots: connections
-                .into_iter()
-                .map(|conn| Mutex::new(Some(conn)))
-                .collect(),
-            free,
-        }
-    }
-
-    /// A free connection, once there is one.
+    /// Opens `count` reading connections to the (migrated) database at
+    /// `path`.
     ///
     /// # Errors
-    /// `Unavailable` once the store is closed.
-    pub(crate) async fn get(&self) -> StoreResult<Reader<'_>> {
-        let permit = self.free.acquire().await.map_err(|_| closed())?;
-        for slot in &self.slots {
-            if let Ok(conn) = slot.try_lock() {
-                return Ok(Reader {
-                    conn,
-                    _permit: permit,
-                });
-            }
+    /// When the file cannot be opened or configured.
+    pub(crate) fn open(
+        path: &Path,
+        count: usize,
+        options: &ReaderOptions,
+    ) -> Result<Self, rusqlite::Error> {
+        let mut slots = Vec::with_capacity(count);
+        for _ in 0..count.max(1) {
+            let conn = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            conn.busy_timeout(options.busy_timeout)?;
+            // Readers map the file: SQLite drops a connection's page cache
+            // whenever another connection commits, which the writer does
+            // all the time, so without the map every read re-fetches its
+            // pages with a `pread` each. Reads through the map are plain
+            // memory accesses to the OS page cache.
+            conn.pragma_update(None, "mmap_size", options.mmap_size)?;
+            // These connections only read; a write through one would be a bug.
+            conn.pragma_update(None, "query_only", true)?;
+            slots.push(Mutex::new(Some(conn)));
         }
-        Err(StoreError::unexpected(ReadersError::Missing))
+        Ok(Self {
+            slots,
+            next: AtomicUsize::new(0),
+        })
     }
 
-    /// Refuses further reads, waits for the reads in flight, then closes
-    /// every connection.
-    pub(crate) async fn close(&self) {
-        let all = u32::try_from(self.slots.len()).unwrap_or(u32::MAX);
-        let in_flight_done = self.free.acquire_many(all).await;
-        self.free.close();
-        drop(in_flight_done);
+    /// Runs `read` on a free connection, on this thread.
+    ///
+    /// # Errors
+    /// `Unavailable` once the store is closed; otherwise what `read`'s
+    /// statement failed with, translated.
+    pub(crate) fn read<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> StoreResult<T> {
+        let mut slot = self.free_slot();
+        let conn = slot.as_mut().ok_or_else(closed)?;
+        read(conn).map_err(read_error)
+    }
+
+    /// A free connection's slot, or the next one in turn when all are busy.
+    fn free_slot(&self) -> MutexGuard<'_, Option<Connection>> {
         for slot in &self.slots {
-            if let Some(conn) = slot.lock().await.take() {
+            if let Ok(guard) = slot.try_lock() {
+                return guard;
+            }
+        }
+        let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+        // A panic inside a read leaves the connection as good as before
+        // (the statement is reset when dropped), so a poisoned lock is
+        // still usable.
+        self.slots[turn]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Refuses further reads and closes every connection, once the reads in
+    /// flight are done with it.
+    pub(crate) fn close(&self) {
+        for slot in &self.slots {
+            let conn = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+            if let Some(conn) = conn {
                 // Best effort: the file is consistent either way.
-                let _ = conn.close().await;
+                let _ = conn.close();
             }
         }
     }
 }
-
-/// A lent connection; it is free again when this is dropped.
-pub(crate) struct Reader<'a> {
-    // Declared before the permit, so the slot is unlocked before the permit
-    // is given back: whoever gets the permit next finds it free.
-    conn: MutexGuard<'a, Option<SqliteConnection>>,
-    _permit: SemaphorePermit<'a>,
-}
-
-impl Reader<'_> {
-    /// The connection, to run one read on.
-    ///
-    /// # Errors
-    /// `Unavailable` when the store was closed.
-    pub(crate) fn conn(&mut self) -> StoreResult<&mut SqliteConnection> {
-        self.conn.as_mut().ok_or_else(closed)
-    }
-}
-
-/// Runs one read statement on a [`Reader`] of `$store.readers`, or on the
-/// pool when the store has none (in memory: one connection for
-/// everything). `$query` is a sqlx query, `$fetch` its fetch method.
-macro_rules! read {
-    ($store:expr, $query:expr, $fetch:ident) => {
-        match &$store.readers {
-            Some(readers) => {
-                let mut reader = readers.get().await?;
-                $query
-                    .$fetch(reader.conn()?)
-                    .await
-                    .map_err($crate::error::store_error)
-            }
-            None => $query
-                .$fetch(&$store.pool)
-                .await
-                .map_err($crate::error::store_error),
-        }
-    };
-}
-pub(crate) use read;
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
 
+    use std::time::Duration;
+
     use chat_domain::StoreError;
-    use futures::FutureExt as _;
-    use sqlx::{Connection as _, SqliteConnection};
 
-    use super::Readers;
+    use super::{ReaderOptions, Readers};
 
-    async fn connection() -> SqliteConnection {
-        SqliteConnection::connect("sqlite::memory:").await.unwrap()
+    fn options() -> ReaderOptions {
+        ReaderOptions {
+            busy_timeout: Duration::from_secs(1),
+            mmap_size: 0,
+        }
     }
 
-    #[tokio::test]
-    async fn a_connection_is_lent_to_one_caller_at_a_time() {
-        let readers = Readers::new(vec![connection().await]);
-        let mut first = readers.get().await.unwrap();
-        let one: i64 = sqlx::query_scalar("SELECT 1")
-            .fetch_one(first.conn().unwrap())
-            .await
+    fn readers(dir: &tempfile::TempDir, count: usize) -> Readers {
+        let path = dir.path().join("readers.db");
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (7);")
             .unwrap();
-        assert_eq!(one, 1);
-        assert!(
-            readers.get().now_or_never().is_none(),
-            "the only connection is lent out"
-        );
-        drop(first);
-        let mut again = readers.get().now_or_never().unwrap().unwrap();
-        assert!(again.conn().is_ok());
+        Readers::open(&path, count, &options()).unwrap()
     }
 
-    #[tokio::test]
-    async fn a_closed_set_refuses_as_unavailable() {
-        let readers = Readers::new(vec![connection().await, connection().await]);
-        drop(readers.get().await.unwrap());
-        readers.close().await;
+    #[test]
+    fn a_read_runs_on_a_free_connection_and_reads_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let readers = readers(&dir, 2);
+        let x: i64 = readers
+            .read(|c| c.query_row("SELECT x FROM t", [], |r| r.get(0)))
+            .unwrap();
+        assert_eq!(x, 7);
+        // A read inside a read gets the other connection, not a deadlock.
+        let both: i64 = readers
+            .read(|outer| {
+                let inner: i64 = readers
+                    .read(|c| c.query_row("SELECT x FROM t", [], |r| r.get(0)))
+                    .unwrap();
+                outer.query_row("SELECT x + ?1 FROM t", [inner], |r| r.get(0))
+            })
+            .unwrap();
+        assert_eq!(both, 14);
+    }
+
+    #[test]
+    fn reading_connections_refuse_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let readers = readers(&dir, 1);
+        let refused = readers.read(|c| c.execute("INSERT INTO t VALUES (8)", []));
+        assert!(
+            matches!(refused, Err(StoreError::Unexpected(_))),
+            "{refused:?}"
+        );
+    }
+
+    #[test]
+    fn a_failed_statement_is_an_error_and_the_connection_stays_usable() {
+        let dir = tempfile::tempdir().unwrap();
+        let readers = readers(&dir, 1);
+        assert!(
+            readers
+                .read(|c| c.query_row("SELECT nope FROM t", [], |r| r.get::<_, i64>(0)))
+                .is_err()
+        );
+        let x: i64 = readers
+            .read(|c| c.query_row("SELECT x FROM t", [], |r| r.get(0)))
+            .unwrap();
+        assert_eq!(x, 7);
+    }
+
+    #[test]
+    fn a_closed_set_refuses_as_unavailable() {
+        let dir = tempfile::tempdir().unwrap();
+        let readers = readers(&dir, 2);
+        readers.close();
         assert!(matches!(
-            readers.get().await.err(),
-            Some(StoreError::Unavailable(_))
+            readers.read(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))),
+            Err(StoreError::Unavailable(_))
         ));
-    }
-
-    #[tokio::test]
-    async fn closing_waits_for_the_reads_in_flight() {
-        let readers = Readers::new(vec![connection().await]);
-        let lent = readers.get().await.unwrap();
-        let mut closing = Box::pin(readers.close());
-        assert!(
-            (&mut closing).now_or_never().is_none(),
-            "a read is still in flight"
-        );
-        drop(lent);
-        closing.await;
-        assert!(readers.get().await.is_err());
     }
 }

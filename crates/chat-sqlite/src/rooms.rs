@@ -8,13 +8,11 @@ use chat_domain::{
     Description, Mute, NewRoom, Room, RoomAccess, RoomName, RoomRepository, Seq, Standing,
     StoreError, StoreResult, Timestamp, Username, Visibility,
 };
-use sqlx::sqlite::SqliteRow;
-use sqlx::{FromRow as _, Row as _, SqliteExecutor};
+use rusqlite::OptionalExtension as _;
+use sqlx::SqliteExecutor;
 
 use crate::SqliteStore;
 use crate::error::{parse, store_error, store_error_or_not_found};
-use crate::log::{before_bounds, page, page_query};
-use crate::readers::read;
 use crate::rows::count_from_db;
 use crate::tx::WriteTx;
 
@@ -68,27 +66,20 @@ async fn require_room<'e>(db: impl SqliteExecutor<'e>, name: &RoomName) -> Store
 }
 
 /// The `access` statement: the room, its slow mode, and the user's
-/// standing and active mute, then any `$extra` columns. A guest binds NULL
-/// as `?2`, which matches no row; `?3` is now.
-macro_rules! access_query {
-    ($($extra:expr),* $(,)?) => {
-        concat!(
-            select_rooms!(
-                ", r.slow_mode_secs, \
-                 EXISTS (SELECT 1 FROM room_members WHERE room = r.name AND user = ?2), \
-                 EXISTS (SELECT 1 FROM room_bans WHERE room = r.name AND user = ?2), \
-                 m.user IS NOT NULL, m.until"
-            ),
-            $($extra,)*
-            " FROM rooms r \
-             LEFT JOIN room_mutes m ON m.room = r.name AND m.user = ?2 \
-                 AND (m.until IS NULL OR m.until > ?3) \
-             WHERE r.name = ?1"
-        )
-    };
-}
+/// standing and active mute. A guest binds NULL as `?2`, which matches no
+/// row; `?3` is now.
+const ACCESS: &str = select_rooms!(
+    ", r.slow_mode_secs, \
+     EXISTS (SELECT 1 FROM room_members WHERE room = r.name AND user = ?2), \
+     EXISTS (SELECT 1 FROM room_bans WHERE room = r.name AND user = ?2), \
+     m.user IS NOT NULL, m.until \
+     FROM rooms r \
+     LEFT JOIN room_mutes m ON m.room = r.name AND m.user = ?2 \
+         AND (m.until IS NULL OR m.until > ?3) \
+     WHERE r.name = ?1"
+);
 
-/// A row of [`access_query`]: the room, slow mode, member, barred, muted,
+/// A row of [`ACCESS`]: the room, slow mode, member, barred, muted,
 /// mute end.
 type AccessRow = (
     String,
@@ -103,9 +94,6 @@ type AccessRow = (
     Option<i64>,
 );
 
-/// Where `access_with_page` puts the page: after the [`AccessRow`] columns.
-const PAGE_COLUMN: usize = 10;
-
 fn room_access(row: AccessRow) -> StoreResult<RoomAccess> {
     let (name, description, visibility, created_by, created_at, slow, member, banned, muted, until) =
         row;
@@ -117,6 +105,53 @@ fn room_access(row: AccessRow) -> StoreResult<RoomAccess> {
         }),
         slow_mode: slow_mode_from_db(slow)?,
     })
+}
+
+/// Reads an [`AccessRow`] on a hot reader.
+fn access_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AccessRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+    ))
+}
+
+impl SqliteStore {
+    /// The row of the `access` statement, if the room exists: on a hot
+    /// reader (no thread hand-off: this runs on every send), or on the pool
+    /// in memory.
+    async fn access_row(
+        &self,
+        room: &RoomName,
+        user: Option<&Username>,
+        now: Timestamp,
+    ) -> StoreResult<Option<AccessRow>> {
+        let user = user.map(Username::as_str);
+        match &self.readers {
+            Some(readers) => readers.read(|c| {
+                c.prepare_cached(ACCESS)?
+                    .query_row(
+                        rusqlite::params![room.as_str(), user, now.as_millis()],
+                        access_row,
+                    )
+                    .optional()
+            }),
+            None => sqlx::query_as(ACCESS)
+                .bind(room.as_str())
+                .bind(user)
+                .bind(now.as_millis())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(store_error),
+        }
+    }
 }
 
 #[async_trait]
@@ -386,14 +421,10 @@ impl RoomRepository for SqliteStore {
         user: Option<&Username>,
         now: Timestamp,
     ) -> StoreResult<Option<RoomAccess>> {
-        // One statement on a hot reader, so one hand-off to a connection's
-        // thread: on every send that hand-off costs more than the lookups.
-        let query = sqlx::query_as(access_query!())
-            .bind(room.as_str())
-            .bind(user.map(Username::as_str))
-            .bind(now.as_millis());
-        let row: Option<AccessRow> = read!(self, query, fetch_optional)?;
-        row.map(room_access).transpose()
+        self.access_row(room, user, now)
+            .await?
+            .map(room_access)
+            .transpose()
     }
 
     async fn access_with_page(
@@ -404,32 +435,12 @@ impl RoomRepository for SqliteStore {
         before: Option<Seq>,
         limit: usize,
     ) -> StoreResult<Option<(RoomAccess, Option<Page>)>> {
-        // The page is a scalar subquery of the access row: one statement,
-        // one hand-off and one read transaction for a history page instead
-        // of two of each. A missing room has no row, so no page is read.
-        let (below, rows) = before_bounds(before, limit);
-        let query = sqlx::query(access_query!(
-            ", (",
-            page_query!("DESC", "seq < ?4", "?5"),
-            ")"
-        ))
-        .bind(room.as_str())
-        .bind(user.map(Username::as_str))
-        .bind(now.as_millis())
-        .bind(below)
-        .bind(rows);
-        let row: Option<SqliteRow> = read!(self, query, fetch_optional)?;
-        let Some(row) = row else {
+        // A missing room has no row, so no page is read.
+        let Some(access) = self.access(room, user, now).await? else {
             return Ok(None);
         };
-        let access = AccessRow::from_row(&row).map_err(store_error)?;
-        // Borrowed from the row: the page's text is parsed once, not copied
-        // into a String first.
-        let json: &str = row.try_get(PAGE_COLUMN).map_err(store_error)?;
-        Ok(Some((
-            room_access(access)?,
-            Some(page(room, json, limit, true)?),
-        )))
+        let page = self.page_before(room, before, limit).await?;
+        Ok(Some((access, Some(page))))
     }
 
     async fn slow_mode(&self, room: &RoomName) -> StoreResult<Option<Duration>> {
