@@ -50,7 +50,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Connection as _, SqliteConnection, SqlitePool};
 
 use crate::readers::{ReaderOptions, Readers};
-use crate::writer::Writer;
+use crate::writer::{Target, Writer};
 
 /// The schema migrations, embedded from `migrations/sqlite`; [`SqliteStore`]
 /// applies them when it connects.
@@ -114,8 +114,6 @@ impl SqliteConfig {
 pub struct SqliteStore {
     /// Reads and the writes other than appends.
     pool: SqlitePool,
-    /// The append writer's own connection (the same pool when in memory).
-    writer_pool: SqlitePool,
     writer: Writer,
     /// The hot reads' connections, run on the caller's thread (see
     /// `readers`); `None` in memory, where the pool's one connection is the
@@ -190,7 +188,7 @@ impl SqliteStore {
                 .await
                 .map_err(opened)?;
             MIGRATOR.run(&pool).await.map_err(migrate)?;
-            return Ok(Self::start(pool.clone(), pool, None));
+            return Ok(Self::start(pool.clone(), Target::Pool(pool), None));
         }
 
         create_parent_dir(&path).await?;
@@ -241,20 +239,18 @@ impl SqliteStore {
         // connection's page cache whenever another connection wrote, so a
         // writer that borrowed whichever pooled connection was free would
         // re-read the pages it is about to update on every group.
-        let writer_pool = pool_options(1)
-            .connect_with(options.pragma("cache_size", WRITER_CACHE_SIZE))
+        let writer = Target::open(options.pragma("cache_size", WRITER_CACHE_SIZE))
             .await
             .map_err(opened)?;
         setup.close().await.map_err(opened)?;
-        Ok(Self::start(pool, writer_pool, Some(readers)))
+        Ok(Self::start(pool, writer, Some(readers)))
     }
 
     /// Starts the writer over a migrated database.
-    fn start(pool: SqlitePool, writer_pool: SqlitePool, readers: Option<Readers>) -> SqliteStore {
-        let (writer, _task) = Writer::spawn(writer_pool.clone());
+    fn start(pool: SqlitePool, writer: Target, readers: Option<Readers>) -> SqliteStore {
+        let (writer, _task) = Writer::spawn(writer);
         SqliteStore {
             pool,
-            writer_pool,
             writer,
             readers,
         }
@@ -268,7 +264,6 @@ impl SqliteStore {
         if let Some(readers) = &self.readers {
             readers.close();
         }
-        self.writer_pool.close().await;
         self.pool.close().await;
     }
 }

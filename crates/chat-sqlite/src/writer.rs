@@ -18,7 +18,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chat_domain::{Appended, Message, MessageText, NewMessage, StoreError, StoreResult, Timestamp};
-use sqlx::{Row as _, SqlitePool};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{Connection as _, Row as _, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -51,6 +52,44 @@ pub(crate) enum Command {
     Close { done: oneshot::Sender<()> },
 }
 
+/// Where the writer's groups run.
+pub(crate) enum Target {
+    /// A connection of the writer's own, on a database file. Not a pool of
+    /// one: sqlx's pool pings a connection's thread every time it takes the
+    /// connection back, a third round trip per group besides the group's
+    /// two. Reopened before the next group when a group left it unclean.
+    Own {
+        conn: Option<SqliteConnection>,
+        /// Boxed: far larger than the other variant, and only read to reopen.
+        options: Box<SqliteConnectOptions>,
+    },
+    /// The pool, whose one connection is an in-memory database.
+    Pool(SqlitePool),
+}
+
+impl Target {
+    /// A target on a connection of its own, opened now with `options`
+    /// (so that a database the writer cannot open fails at start-up).
+    pub(crate) async fn open(options: SqliteConnectOptions) -> Result<Self, sqlx::Error> {
+        let conn = SqliteConnection::connect_with(&options).await?;
+        Ok(Target::Own {
+            conn: Some(conn),
+            options: Box::new(options),
+        })
+    }
+
+    /// Closes the writer's own connection, if it has one.
+    async fn close(self) {
+        if let Target::Own {
+            conn: Some(conn), ..
+        } = self
+        {
+            // Best effort: the file is consistent either way.
+            let _ = conn.close().await;
+        }
+    }
+}
+
 /// The sending side of the writer's queue.
 #[derive(Clone)]
 pub(crate) struct Writer {
@@ -63,10 +102,10 @@ pub(crate) struct Writer {
 struct Closed;
 
 impl Writer {
-    /// Starts the writer task over `pool`.
-    pub(crate) fn spawn(pool: SqlitePool) -> (Self, JoinHandle<()>) {
+    /// Starts the writer task on `target`.
+    pub(crate) fn spawn(target: Target) -> (Self, JoinHandle<()>) {
         let (queue, rx) = mpsc::channel(QUEUE);
-        let task = tokio::spawn(run(pool, rx));
+        let task = tokio::spawn(run(target, rx));
         (Self { queue }, task)
     }
 
@@ -98,7 +137,7 @@ struct Job {
     reply: oneshot::Sender<StoreResult<Appended>>,
 }
 
-async fn run(pool: SqlitePool, mut rx: mpsc::Receiver<Command>) {
+async fn run(mut target: Target, mut rx: mpsc::Receiver<Command>) {
     let mut commands = Vec::with_capacity(MAX_GROUP);
     // `recv_many` returns 0 only once every sender is gone and the queue is
     // empty: the store was dropped and nothing is left to store.
@@ -111,7 +150,7 @@ async fn run(pool: SqlitePool, mut rx: mpsc::Receiver<Command>) {
                 Command::Close { done } => closing.push(done),
             }
         }
-        store_group(&pool, jobs).await;
+        store_group(&mut target, jobs).await;
         if !closing.is_empty() {
             rx.close();
             while let Ok(command) = rx.try_recv() {
@@ -122,12 +161,14 @@ async fn run(pool: SqlitePool, mut rx: mpsc::Receiver<Command>) {
                     Command::Close { done } => closing.push(done),
                 }
             }
+            target.close().await;
             for done in closing {
                 let _ = done.send(());
             }
             return;
         }
     }
+    target.close().await;
 }
 
 /// Why a group's transaction did not commit.
@@ -139,18 +180,18 @@ enum GroupFailure {
 }
 
 /// Stores a group and answers every caller in it.
-async fn store_group(pool: &SqlitePool, jobs: Vec<Job>) {
+async fn store_group(target: &mut Target, jobs: Vec<Job>) {
     if jobs.is_empty() {
         return;
     }
     let messages: Vec<&NewMessage> = jobs.iter().map(|j| &j.message).collect();
-    let answers = match try_group(pool, &messages).await {
+    let answers = match try_group(target, &messages).await {
         Ok(answers) => answers,
         Err(GroupFailure::During(e)) if jobs.len() > 1 && classify(&e) != Kind::Unavailable => {
             tracing::warn!(error = %e, size = jobs.len(), "group commit failed; storing its appends one by one");
             let mut answers = Vec::with_capacity(jobs.len());
             for message in &messages {
-                answers.push(match try_group(pool, &[message]).await {
+                answers.push(match try_group(target, &[message]).await {
                     Ok(mut one) => one.pop().unwrap_or_else(|| {
                         Err(StoreError::unexpected("group commit lost an answer"))
                     }),
@@ -173,18 +214,51 @@ async fn store_group(pool: &SqlitePool, jobs: Vec<Job>) {
 
 /// Stores `messages` in one transaction; one answer per message, in order.
 async fn try_group(
-    pool: &SqlitePool,
+    target: &mut Target,
     messages: &[&NewMessage],
 ) -> Result<Vec<StoreResult<Appended>>, GroupFailure> {
-    let mut tx = WriteTx::acquire(pool).await.map_err(GroupFailure::Start)?;
-    match store_messages(&mut tx, messages).await {
-        Ok((answers, insert)) => {
-            tx.commit_with(insert).await.map_err(GroupFailure::During)?;
-            Ok(answers)
-        }
-        Err(e) => {
-            tx.rollback().await;
+    match target {
+        Target::Own {
+            conn: slot,
+            options,
+        } => {
+            let conn = match slot {
+                Some(conn) => conn,
+                None => slot.insert(
+                    SqliteConnection::connect_with(&**options)
+                        .await
+                        .map_err(GroupFailure::Start)?,
+                ),
+            };
+            let result = match store_messages(conn, messages).await {
+                Ok((answers, finish)) => finish.execute(&mut *conn).await.map(|_| answers),
+                Err(e) => Err(e),
+            };
+            let Err(e) = result else {
+                return result.map_err(GroupFailure::During);
+            };
+            // A connection whose ROLLBACK failed may still hold a
+            // transaction (or none was open): the next group gets a new
+            // one rather than risk either.
+            if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err()
+                && let Some(broken) = slot.take()
+            {
+                let _ = broken.close().await;
+            }
             Err(GroupFailure::During(e))
+        }
+        Target::Pool(pool) => {
+            let mut tx = WriteTx::acquire(pool).await.map_err(GroupFailure::Start)?;
+            match store_messages(tx.conn(), messages).await {
+                Ok((answers, insert)) => {
+                    tx.commit_with(insert).await.map_err(GroupFailure::During)?;
+                    Ok(answers)
+                }
+                Err(e) => {
+                    tx.rollback().await;
+                    Err(GroupFailure::During(e))
+                }
+            }
         }
     }
 }
@@ -228,7 +302,7 @@ const INSERT_AND_COMMIT: &str = "INSERT INTO messages (room, seq, sender, text, 
      COMMIT";
 
 /// Stores a group of messages: begins the transaction and does everything
-/// but the final insert, which it returns for [`WriteTx::commit_with`].
+/// but the final insert with the COMMIT, which it returns to be run last.
 ///
 /// This is, for the whole group at once, what storing one message is: look
 /// up an earlier message with the same (room, sender, cid); otherwise bump
@@ -241,7 +315,7 @@ const INSERT_AND_COMMIT: &str = "INSERT INTO messages (room, seq, sender, text, 
 /// The error is a failed statement, which spoils the transaction; a
 /// missing room is that append's own answer and leaves the rest to commit.
 async fn store_messages<'m>(
-    tx: &mut WriteTx,
+    conn: &mut SqliteConnection,
     messages: &[&'m NewMessage],
 ) -> Result<(Vec<StoreResult<Appended>>, Statement), sqlx::Error> {
     let mut answers: Vec<Option<StoreResult<Appended>>> = messages.iter().map(|_| None).collect();
@@ -283,7 +357,7 @@ async fn store_messages<'m>(
     let rows = sqlx::query(BEGIN_AND_RESERVE)
         .bind(to_json(&keys)?)
         .bind(to_json(&candidates)?)
-        .fetch_all(tx.conn())
+        .fetch_all(&mut *conn)
         .await?;
     let mut bumped: Vec<(String, i64)> = Vec::new();
     for row in rows {
@@ -419,6 +493,7 @@ fn earlier_message(
 mod tests {
     #![allow(clippy::unwrap_used)]
 
+    use std::str::FromStr as _;
     use std::time::Duration;
 
     use chat_domain::{MessageLog, RoomRepository, Seq};
@@ -428,11 +503,22 @@ mod tests {
     use super::*;
     use crate::SqliteStore;
 
+    fn url(dir: &TempDir) -> String {
+        format!("sqlite://{}", dir.path().join("writer.db").display())
+    }
+
+    /// A writer's connection of its own to the store in `dir`.
+    async fn target(dir: &TempDir) -> Target {
+        let options = SqliteConnectOptions::from_str(&url(dir))
+            .unwrap()
+            .busy_timeout(Duration::from_secs(5));
+        Target::open(options).await.unwrap()
+    }
+
     /// A store with users alice and bob and rooms `lobby` and `side`.
     async fn store() -> (TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("writer.db").display());
-        let store = SqliteStore::connect(&url).await.unwrap();
+        let store = SqliteStore::connect(&url(&dir)).await.unwrap();
         create_users(&store, &["alice", "bob"]).await;
         for room in ["lobby", "side"] {
             store.create_room(new_room(room, "alice")).await.unwrap();
@@ -445,11 +531,8 @@ mod tests {
         m
     }
 
-    /// Runs `messages` through the writer as exactly one group.
-    async fn one_group(
-        store: &SqliteStore,
-        messages: Vec<NewMessage>,
-    ) -> Vec<StoreResult<Appended>> {
+    /// Runs `messages` through a writer as exactly one group.
+    async fn one_group(dir: &TempDir, messages: Vec<NewMessage>) -> Vec<StoreResult<Appended>> {
         let (jobs, answers): (Vec<Job>, Vec<_>) = messages
             .into_iter()
             .map(|message| {
@@ -457,7 +540,9 @@ mod tests {
                 (Job { message, reply }, answer)
             })
             .unzip();
-        store_group(&store.writer_pool, jobs).await;
+        let mut target = target(dir).await;
+        store_group(&mut target, jobs).await;
+        target.close().await;
         let mut out = Vec::new();
         for answer in answers {
             out.push(answer.await.unwrap());
@@ -480,9 +565,9 @@ mod tests {
 
     #[tokio::test]
     async fn one_group_answers_every_append_by_itself() {
-        let (_dir, store) = store().await;
+        let (dir, store) = store().await;
         let answers = one_group(
-            &store,
+            &dir,
             vec![
                 with_cid(message("lobby", "alice", "one"), "x"),
                 message("ghost", "alice", "nobody hears this"),
@@ -518,7 +603,7 @@ mod tests {
         // A later group finds the cid in the database, and the room's
         // counter moves only by the messages that are new.
         let again = one_group(
-            &store,
+            &dir,
             vec![
                 with_cid(message("lobby", "alice", "retry"), "x"),
                 with_cid(message("lobby", "alice", "new"), "y"),
@@ -541,7 +626,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_statement_failing_for_one_append_fails_that_append_alone() {
-        let (_dir, store) = store().await;
+        let (dir, store) = store().await;
         // Stands in for any failure particular to one message: the group's
         // INSERT aborts, and only a retry one by one can tell who caused it.
         sqlx::query(
@@ -552,7 +637,7 @@ mod tests {
         .await
         .unwrap();
         let answers = one_group(
-            &store,
+            &dir,
             vec![
                 message("lobby", "alice", "before"),
                 message("lobby", "bob", "poison"),
@@ -580,8 +665,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_writer_answers_its_queue_and_stops_when_its_senders_are_gone() {
-        let (_dir, store) = store().await;
-        let (writer, task) = Writer::spawn(store.writer_pool.clone());
+        let (dir, _store) = store().await;
+        let (writer, task) = Writer::spawn(target(&dir).await);
         let appends: Vec<_> = (0..200)
             .map(|i| {
                 let writer = writer.clone();

@@ -157,3 +157,42 @@ async fn a_full_disk_fails_appends_acks_nothing_and_leaves_no_gap() {
     expected.push(n + 1);
     assert_eq!(history(&store, "lobby").await, expected);
 }
+
+#[tokio::test]
+async fn a_writer_locked_out_fails_as_unavailable_and_recovers_when_the_lock_goes() {
+    let dir = scratch::dir();
+    let path = dir.path().join("locked.db");
+    let config = SqliteConfig {
+        busy_timeout: std::time::Duration::from_millis(200),
+        ..SqliteConfig::new(scratch::url(&path))
+    };
+    let store = SqliteStore::connect_with(config).await.unwrap();
+    create_users(&store, &["alice"]).await;
+    store.create_room(new_room("lobby", "alice")).await.unwrap();
+    store
+        .append(message("lobby", "alice", "before"))
+        .await
+        .unwrap();
+
+    // Another process (here: another connection) holds the write lock past
+    // the busy timeout, so the group's BEGIN fails and nothing is open to
+    // roll back.
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let refused = store.append(message("lobby", "alice", "locked out")).await;
+    assert!(
+        matches!(refused, Err(StoreError::Unavailable(_))),
+        "{refused:?}"
+    );
+    other.execute_batch("ROLLBACK").unwrap();
+    drop(other);
+
+    // The writer goes on (on a fresh connection) and the refused append
+    // took no seq.
+    let after = store
+        .append(message("lobby", "alice", "after"))
+        .await
+        .unwrap();
+    assert_eq!(after.message.seq, Seq::new(2));
+    assert_eq!(history(&store, "lobby").await, [1, 2]);
+}
