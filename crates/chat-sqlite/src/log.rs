@@ -45,18 +45,6 @@ const LAST_SEQ: &str = "SELECT last_seq FROM rooms WHERE name = ?1";
 /// One row of a [`page_query`]: seq, sender, text, ts, cid, kind.
 pub(crate) type MessageRow = (i64, String, String, i64, Option<String>, String);
 
-/// Reads a [`MessageRow`] on a hot reader.
-fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageRow> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-    ))
-}
-
 /// The message a [`MessageRow`] stores in `room`.
 ///
 /// Rows of `messages` were written by this store from values that had
@@ -115,7 +103,9 @@ impl SqliteStore {
         match &self.readers {
             Some(readers) => readers.read(|c| {
                 c.prepare_cached(sql)?
-                    .query_map(rusqlite::params![room.as_str(), bound, rows], message_row)?
+                    .query_map(rusqlite::params![room.as_str(), bound, rows], |r| {
+                        MessageRow::try_from(r)
+                    })?
                     .collect()
             }),
             None => sqlx::query_as(sql)

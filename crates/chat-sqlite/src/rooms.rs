@@ -107,22 +107,6 @@ fn room_access(row: AccessRow) -> StoreResult<RoomAccess> {
     })
 }
 
-/// Reads an [`AccessRow`] on a hot reader.
-fn access_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AccessRow> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-        r.get(8)?,
-        r.get(9)?,
-    ))
-}
-
 impl SqliteStore {
     /// The row of the `access` statement, if the room exists: on a hot
     /// reader (no thread hand-off: this runs on every send), or on the pool
@@ -139,7 +123,7 @@ impl SqliteStore {
                 c.prepare_cached(ACCESS)?
                     .query_row(
                         rusqlite::params![room.as_str(), user, now.as_millis()],
-                        access_row,
+                        |r| AccessRow::try_from(r),
                     )
                     .optional()
             }),
