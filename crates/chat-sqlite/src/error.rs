@@ -44,16 +44,9 @@ pub(crate) fn classify(e: &sqlx::Error) -> Kind {
             if db.is_foreign_key_violation() {
                 return Kind::MissingParent;
             }
-            let code = db
-                .code()
+            db.code()
                 .and_then(|c| c.parse::<i64>().ok())
-                .map_or(0, |c| c & 0xff);
-            match code {
-                SQLITE_BUSY | SQLITE_LOCKED => Kind::Unavailable,
-                SQLITE_FULL => Kind::Full,
-                SQLITE_IOERR | SQLITE_CANTOPEN => Kind::Unavailable,
-                _ => Kind::Unexpected,
-            }
+                .map_or(Kind::Unexpected, classify_code)
         }
         sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
@@ -63,24 +56,23 @@ pub(crate) fn classify(e: &sqlx::Error) -> Kind {
     }
 }
 
-/// Classifies an error of a hot read (`readers.rs`), by the same SQLite
-/// result codes as [`classify`].
-fn classify_read(e: &rusqlite::Error) -> Kind {
-    match e.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
-            Kind::Unavailable
-        }
-        Some(rusqlite::ErrorCode::DiskFull) => Kind::Full,
-        Some(rusqlite::ErrorCode::SystemIoFailure | rusqlite::ErrorCode::CannotOpen) => {
-            Kind::Unavailable
-        }
+/// Classifies an SQLite result code (primary or extended), whichever
+/// driver reported it.
+fn classify_code(code: i64) -> Kind {
+    match code & 0xff {
+        SQLITE_BUSY | SQLITE_LOCKED => Kind::Unavailable,
+        SQLITE_FULL => Kind::Full,
+        SQLITE_IOERR | SQLITE_CANTOPEN => Kind::Unavailable,
         _ => Kind::Unexpected,
     }
 }
 
-/// Translates an error of a hot read.
+/// Translates an error of a hot read (`readers.rs`, rusqlite). These
+/// connections only read, so there is no constraint to violate.
 pub(crate) fn read_error(e: rusqlite::Error) -> StoreError {
-    let kind = classify_read(&e);
+    let kind = e.sqlite_error().map_or(Kind::Unexpected, |f| {
+        classify_code(i64::from(f.extended_code))
+    });
     to_store_error(kind, Box::new(e))
 }
 

@@ -146,7 +146,7 @@ mod tests {
 
     fn options() -> ReaderOptions {
         ReaderOptions {
-            busy_timeout: Duration::from_secs(1),
+            busy_timeout: Duration::from_millis(100),
             mmap_size: 0,
         }
     }
@@ -200,6 +200,26 @@ mod tests {
                 .read(|c| c.query_row("SELECT nope FROM t", [], |r| r.get::<_, i64>(0)))
                 .is_err()
         );
+        let x: i64 = readers
+            .read(|c| c.query_row("SELECT x FROM t", [], |r| r.get(0)))
+            .unwrap();
+        assert_eq!(x, 7);
+    }
+
+    #[test]
+    fn a_read_locked_out_past_the_busy_timeout_is_unavailable() {
+        let dir = tempfile::tempdir().unwrap();
+        let readers = readers(&dir, 1);
+        // The test file is in rollback-journal mode, where an exclusive
+        // lock shuts readers out (under WAL only recovery can).
+        let other = rusqlite::Connection::open(dir.path().join("readers.db")).unwrap();
+        other.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        let refused = readers.read(|c| c.query_row("SELECT x FROM t", [], |r| r.get::<_, i64>(0)));
+        assert!(
+            matches!(refused, Err(StoreError::Unavailable(_))),
+            "{refused:?}"
+        );
+        other.execute_batch("ROLLBACK").unwrap();
         let x: i64 = readers
             .read(|c| c.query_row("SELECT x FROM t", [], |r| r.get(0)))
             .unwrap();
