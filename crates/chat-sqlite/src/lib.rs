@@ -162,12 +162,7 @@ impl SqliteStore {
         } else {
             path.clone()
         };
-        let opened = |e: sqlx::Error| {
-            anyhow::Error::new(e).context(format!(
-                "cannot open the SQLite database {}",
-                shown.display()
-            ))
-        };
+        let opened = |e: sqlx::Error| cannot_open(e.into(), &shown);
         let migrate = |e: sqlx::migrate::MigrateError| {
             anyhow::Error::new(e).context(format!(
                 "cannot apply the migrations to the SQLite database {}",
@@ -229,12 +224,7 @@ impl SqliteStore {
                 mmap_size: READER_MMAP_SIZE,
             },
         )
-        .map_err(|e| {
-            anyhow::Error::new(e).context(format!(
-                "cannot open the SQLite database {}",
-                path.display()
-            ))
-        })?;
+        .map_err(|e| cannot_open(e.into(), &shown))?;
         // The writer keeps a connection of its own: SQLite drops a
         // connection's page cache whenever another connection wrote, so a
         // writer that borrowed whichever pooled connection was free would
@@ -266,6 +256,14 @@ impl SqliteStore {
         }
         self.pool.close().await;
     }
+}
+
+/// The error for a database that could not be opened, naming it.
+fn cannot_open(e: anyhow::Error, shown: &Path) -> anyhow::Error {
+    e.context(format!(
+        "cannot open the SQLite database {}",
+        shown.display()
+    ))
 }
 
 /// A pool of `size` connections opened up front and kept for good.
