@@ -206,10 +206,14 @@ return redis.call('SMEMBERS', KEYS[2])
 };
 
 /// Everything a send needs about a room and one caller, read in one round
-/// trip because it runs on every send. KEYS: room, members, banned, mutes.
-/// ARGV: the room hash's slow-mode field, then the user (none for a guest).
+/// trip because it runs on every send; with a fifth key, also a history
+/// page, because every page needs the access read too.
+/// KEYS: room, members, banned, mutes[, msgs]. ARGV: the room hash's
+/// slow-mode field, the user ('' for a guest)[, the page's upper bound
+/// (`+inf` or `(N`), count].
 /// Returns nil when there is no such room, else `desc, vis, by, at, slow,
-/// member, banned, mute` as strings: flags '1'/'0', absent fields ''.
+/// member, banned, mute` as strings (flags '1'/'0', absent fields ''), then
+/// the page's members newest first, as `MESSAGES_BEFORE` answers them.
 pub(crate) const ROOM_ACCESS: Script = Script {
     name: "room_access",
     lua: r#"
@@ -217,14 +221,19 @@ local v = redis.call('HMGET', KEYS[1], 'desc', 'vis', 'by', 'at', ARGV[1])
 if not v[4] then return false end
 local member, banned, mute = 0, 0, ''
 local u = ARGV[2]
-if u then
+if u ~= '' then
   member = redis.call('SISMEMBER', KEYS[2], u)
   -- A member is never barred, and the port lets `banned` read false for one.
   if member == 0 then banned = redis.call('SISMEMBER', KEYS[3], u) end
   mute = redis.call('HGET', KEYS[4], u) or ''
 end
-return {v[1] or '', v[2] or '', v[3] or '', v[4], v[5] or '',
+local out = {v[1] or '', v[2] or '', v[3] or '', v[4], v[5] or '',
   tostring(member), tostring(banned), mute}
+if KEYS[5] then
+  local page = redis.call('ZREVRANGEBYSCORE', KEYS[5], ARGV[3], '-inf', 'LIMIT', 0, ARGV[4])
+  for i = 1, #page do out[8 + i] = page[i] end
+end
+return out
 "#,
 };
 

@@ -14,7 +14,7 @@ use chat_domain::{
     RoomRepository, Seq, StoreError,
 };
 use chat_redis::{RedisConfig, RedisStore};
-use chat_testkit::fixtures::{cid, create_users, message, name, new_room, room_name};
+use chat_testkit::fixtures::{T0, cid, create_users, message, name, new_room, room_name};
 use chat_testkit::redis_server::RedisServer;
 use futures::StreamExt;
 
@@ -373,8 +373,9 @@ async fn the_audit_trail_keeps_the_newest_entries_up_to_its_cap_across_nodes() {
     assert_eq!(a.recent(3).await.unwrap(), kept[..3].to_vec());
 }
 
-/// How many SUBSCRIBE commands `server` has run since it started.
-async fn subscribe_calls(server: &RedisServer) -> u64 {
+/// How many `command`s (lower case, as INFO names them) `server` has run
+/// since it started.
+async fn calls(server: &RedisServer, command: &str) -> u64 {
     use fred::interfaces::ClientLike as _;
     let client = fred::clients::Client::new(
         fred::types::config::Config::from_url(&server.url()).unwrap(),
@@ -388,8 +389,9 @@ async fn subscribe_calls(server: &RedisServer) -> u64 {
         .await
         .unwrap();
     // A line such as `cmdstat_subscribe:calls=3,usec=…`; absent when none ran.
+    let field = format!("cmdstat_{command}:calls=");
     info.lines()
-        .find_map(|line| line.strip_prefix("cmdstat_subscribe:calls="))
+        .find_map(|line| line.strip_prefix(field.as_str()))
         .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
 }
 
@@ -403,12 +405,12 @@ async fn later_local_subscribers_share_the_redis_subscription() {
     let server = RedisServer::start_with_aof().expect("a private redis-server");
     let store = node(&server.url(), config(&fresh_prefix())).await;
     let r = room_name("lobby");
-    let before = subscribe_calls(&server).await;
+    let before = calls(&server, "subscribe").await;
     let mut subscribers = Vec::new();
     for _ in 0..5 {
         subscribers.push(store.subscribe(&r).await.unwrap());
     }
-    assert_eq!(subscribe_calls(&server).await - before, 1);
+    assert_eq!(calls(&server, "subscribe").await - before, 1);
     let typing = RoomEvent::Typing { user: name("bob") };
     store.publish(&r, typing.clone()).await.unwrap();
     for on in &mut subscribers {
@@ -421,10 +423,60 @@ async fn later_local_subscribers_share_the_redis_subscription() {
     // janitor may not have unsubscribed the idle channel yet: either way).
     drop(subscribers);
     let mut again = store.subscribe(&r).await.unwrap();
-    assert_eq!(subscribe_calls(&server).await - before, 2);
+    assert_eq!(calls(&server, "subscribe").await - before, 2);
     store.publish(&r, typing.clone()).await.unwrap();
     match next(&mut again).await {
         Delivery::Event(e) => assert_eq!(*e, typing),
         Delivery::Lagged => panic!("nothing was dropped"),
     }
+}
+
+/// A history page comes with the access read in one script (one round
+/// trip, not the default's two), and it is the page `before` answers.
+#[tokio::test]
+async fn access_with_page_reads_the_page_in_the_same_script() {
+    // A private server, so that the command counts are this test's alone.
+    let server = RedisServer::start_with_aof().expect("a private redis-server");
+    let store = node(&server.url(), config(&fresh_prefix())).await;
+    room_with(&store, "lobby", &["alice"]).await;
+    for i in 0..120 {
+        store
+            .append(message("lobby", "alice", &format!("m{i}")))
+            .await
+            .unwrap();
+    }
+    let lobby = room_name("lobby");
+    let scripts_run = || async { calls(&server, "evalsha").await + calls(&server, "eval").await };
+    for before in [
+        None,
+        Some(Seq::new(71)),
+        Some(Seq::new(51)),
+        Some(Seq::new(2)),
+    ] {
+        let ran = scripts_run().await;
+        let (access, page) = store
+            .access_with_page(&lobby, Some(&name("alice")), T0, before, 50)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(scripts_run().await - ran, 1, "one script for both");
+        assert!(access.standing.member);
+        let page = page.expect("Redis reads the page with the access row");
+        assert_eq!(page, store.before(&lobby, before, 50).await.unwrap());
+    }
+    let (access, page) = store
+        .access_with_page(&lobby, None, T0, Some(Seq::new(71)), 50)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!access.standing.member);
+    let page = page.unwrap();
+    assert_eq!(page.messages.first().map(|m| m.seq), Some(Seq::new(21)));
+    assert_eq!(page.messages.last().map(|m| m.seq), Some(Seq::new(70)));
+    assert!(page.more);
+    let missing = store
+        .access_with_page(&room_name("missing"), None, T0, None, 50)
+        .await
+        .unwrap();
+    assert!(missing.is_none());
 }

@@ -24,6 +24,28 @@ impl RedisStore {
             .collect::<StoreResult<Vec<_>>>()?;
         Ok(Page { messages, more })
     }
+
+    /// The arguments of a page below `before`: the score bound and the
+    /// count, one more than asked to learn whether older ones remain.
+    pub(crate) fn before_args(before: Option<Seq>, limit: usize) -> [String; 2] {
+        let bound = before.map_or_else(|| "+inf".to_owned(), |s| format!("({}", s.get()));
+        [bound, (limit + 1).to_string()]
+    }
+
+    /// The page `before` answers, from the members a script read with
+    /// [`RedisStore::before_args`] (newest first).
+    pub(crate) fn page_before(
+        room: &RoomName,
+        mut members: Vec<String>,
+        limit: usize,
+    ) -> StoreResult<Page> {
+        let more = members.len() > limit;
+        members.truncate(limit);
+        members.reverse();
+        let mut page = Self::decode_page(room, members, limit)?;
+        page.more = more;
+        Ok(page)
+    }
 }
 
 #[async_trait]
@@ -78,22 +100,15 @@ impl MessageLog for RedisStore {
         before: Option<Seq>,
         limit: usize,
     ) -> StoreResult<Page> {
-        let bound = before.map_or_else(|| "+inf".to_owned(), |s| format!("({}", s.get()));
-        // One more than asked says whether older ones remain.
-        let mut members = strings(
+        let members = strings(
             self.run(
                 &scripts::MESSAGES_BEFORE,
                 vec![self.keys.room_msgs(room)],
-                vec![bound, (limit + 1).to_string()],
+                Self::before_args(before, limit).into(),
             )
             .await?,
         )?;
-        let more = members.len() > limit;
-        members.truncate(limit);
-        members.reverse();
-        let mut page = Self::decode_page(room, members, limit)?;
-        page.more = more;
-        Ok(page)
+        Self::page_before(room, members, limit)
     }
 
     async fn after(&self, room: &RoomName, after: Seq, limit: usize) -> StoreResult<Page> {

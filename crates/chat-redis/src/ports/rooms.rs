@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chat_domain::{
-    Description, Mute, NewRoom, Room, RoomAccess, RoomName, RoomRepository, Standing, StoreError,
-    StoreResult, Timestamp, Username, Visibility,
+    Description, Mute, NewRoom, Page, Room, RoomAccess, RoomName, RoomRepository, Seq, Standing,
+    StoreError, StoreResult, Timestamp, Username, Visibility,
 };
 use fred::interfaces::{HashesInterface, SetsInterface};
 use fred::types::Value;
@@ -27,6 +27,9 @@ const FOREVER: &str = "inf";
 /// The field of the room hash holding the slow-mode interval in seconds
 /// (absent: off).
 const SLOW_MODE: &str = "slow";
+
+/// How many fields `ROOM_ACCESS` answers before the page's members.
+const ACCESS_FIELDS: usize = 8;
 
 fn room_from(name: RoomName, desc: &str, vis: &str, by: &str, at: &str) -> StoreResult<Room> {
     Ok(Room {
@@ -327,30 +330,66 @@ impl RoomRepository for RedisStore {
         user: Option<&Username>,
         now: Timestamp,
     ) -> StoreResult<Option<RoomAccess>> {
-        let mut args = vec![SLOW_MODE.to_owned()];
-        args.extend(user.map(|u| u.as_str().to_owned()));
-        let reply = self
-            .run(
-                &scripts::ROOM_ACCESS,
-                vec![
-                    self.keys.room(room),
-                    self.keys.room_members(room),
-                    self.keys.room_banned(room),
-                    self.keys.room_mutes(room),
-                ],
-                args,
-            )
-            .await?;
-        // A missing room comes back as nil, which reads as no fields at all.
-        let row = strings(reply)?;
-        let [desc, vis, by, at, slow, member, banned, mute] = row.as_slice() else {
-            return if row.is_empty() {
-                Ok(None)
-            } else {
-                Err(corrupt(format!("room access row of {} fields", row.len())))
-            };
+        Ok(self
+            .access_reply(room, user, now, None)
+            .await?
+            .map(|(access, _)| access))
+    }
+
+    async fn access_with_page(
+        &self,
+        room: &RoomName,
+        user: Option<&Username>,
+        now: Timestamp,
+        before: Option<Seq>,
+        limit: usize,
+    ) -> StoreResult<Option<(RoomAccess, Option<Page>)>> {
+        let Some((access, members)) = self
+            .access_reply(room, user, now, Some((before, limit)))
+            .await?
+        else {
+            return Ok(None);
         };
-        Ok(Some(RoomAccess {
+        let page = Self::page_before(room, members, limit)?;
+        Ok(Some((access, Some(page))))
+    }
+}
+
+impl RedisStore {
+    /// Runs `ROOM_ACCESS`, with the page below `before` when `page` is set:
+    /// the access read and the page's members (newest first, as
+    /// [`RedisStore::page_before`] takes them), `None` for a missing room.
+    async fn access_reply(
+        &self,
+        room: &RoomName,
+        user: Option<&Username>,
+        now: Timestamp,
+        page: Option<(Option<Seq>, usize)>,
+    ) -> StoreResult<Option<(RoomAccess, Vec<String>)>> {
+        let mut keys = vec![
+            self.keys.room(room),
+            self.keys.room_members(room),
+            self.keys.room_banned(room),
+            self.keys.room_mutes(room),
+        ];
+        let mut args = vec![
+            SLOW_MODE.to_owned(),
+            user.map(|u| u.as_str().to_owned()).unwrap_or_default(),
+        ];
+        if let Some((before, limit)) = page {
+            keys.push(self.keys.room_msgs(room));
+            args.extend(Self::before_args(before, limit));
+        }
+        // A missing room comes back as nil, which reads as no fields at all.
+        let mut row = strings(self.run(&scripts::ROOM_ACCESS, keys, args).await?)?;
+        if row.is_empty() {
+            return Ok(None);
+        }
+        let members = row.split_off(ACCESS_FIELDS.min(row.len()));
+        let [desc, vis, by, at, slow, member, banned, mute] = row.as_slice() else {
+            return Err(corrupt(format!("room access row of {} fields", row.len())));
+        };
+        let access = RoomAccess {
             room: room_from(room.clone(), desc, vis, by, at)?,
             standing: Standing {
                 member: member == "1",
@@ -358,6 +397,7 @@ impl RoomRepository for RedisStore {
             },
             mute: active_mute(present(mute), now)?,
             slow_mode: parse_slow_mode(present(slow))?,
-        }))
+        };
+        Ok(Some((access, members)))
     }
 }
