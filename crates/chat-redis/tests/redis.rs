@@ -15,6 +15,7 @@ use chat_domain::{
 };
 use chat_redis::{RedisConfig, RedisStore};
 use chat_testkit::fixtures::{T0, cid, create_users, message, name, new_room, room_name};
+use chat_testkit::message_log::access_with_page_reads_its_own_page;
 use chat_testkit::redis_server::RedisServer;
 use futures::StreamExt;
 
@@ -438,45 +439,14 @@ async fn access_with_page_reads_the_page_in_the_same_script() {
     // A private server, so that the command counts are this test's alone.
     let server = RedisServer::start_with_aof().expect("a private redis-server");
     let store = node(&server.url(), config(&fresh_prefix())).await;
-    room_with(&store, "lobby", &["alice"]).await;
-    for i in 0..120 {
-        store
-            .append(message("lobby", "alice", &format!("m{i}")))
-            .await
-            .unwrap();
-    }
-    let lobby = room_name("lobby");
+    access_with_page_reads_its_own_page(store.as_ref()).await;
     let scripts_run = || async { calls(&server, "evalsha").await + calls(&server, "eval").await };
-    for before in [
-        None,
-        Some(Seq::new(71)),
-        Some(Seq::new(51)),
-        Some(Seq::new(2)),
-    ] {
-        let ran = scripts_run().await;
-        let (access, page) = store
-            .access_with_page(&lobby, Some(&name("alice")), T0, before, 50)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(scripts_run().await - ran, 1, "one script for both");
-        assert!(access.standing.member);
-        let page = page.expect("Redis reads the page with the access row");
-        assert_eq!(page, store.before(&lobby, before, 50).await.unwrap());
-    }
-    let (access, page) = store
-        .access_with_page(&lobby, None, T0, Some(Seq::new(71)), 50)
+    let ran = scripts_run().await;
+    let (_, page) = store
+        .access_with_page(&room_name("lobby"), Some(&name("alice")), T0, None, 50)
         .await
         .unwrap()
         .unwrap();
-    assert!(!access.standing.member);
-    let page = page.unwrap();
-    assert_eq!(page.messages.first().map(|m| m.seq), Some(Seq::new(21)));
-    assert_eq!(page.messages.last().map(|m| m.seq), Some(Seq::new(70)));
-    assert!(page.more);
-    let missing = store
-        .access_with_page(&room_name("missing"), None, T0, None, 50)
-        .await
-        .unwrap();
-    assert!(missing.is_none());
+    assert_eq!(scripts_run().await - ran, 1, "one script for both");
+    assert_eq!(page.map(|p| p.messages.len()), Some(50));
 }

@@ -598,3 +598,47 @@ pub async fn access_with_page_agrees_with_access_and_before<
         .unwrap();
     assert!(missing.is_none());
 }
+
+/// For a store that reads the page with the access row (SQLite, Redis; not
+/// part of the contract, which lets a store leave the page to the log):
+/// `access_with_page` on a room of 120 messages always returns a page, and
+/// it is the page `before` answers, for a member and for a guest.
+pub async fn access_with_page_reads_its_own_page<
+    S: MessageLog + RoomRepository + UserRepository,
+>(
+    store: &S,
+) {
+    create_users(store, &["alice"]).await;
+    store.create_room(new_room("lobby", "alice")).await.unwrap();
+    append_n(store, "lobby", 120, 0).await;
+    let lobby = room_name("lobby");
+    for before in [
+        None,
+        Some(Seq::new(71)),
+        Some(Seq::new(51)),
+        Some(Seq::new(2)),
+    ] {
+        let (access, page) = store
+            .access_with_page(&lobby, Some(&name("alice")), at(1), before, 50)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(access.standing.member);
+        let page = page.expect("the store reads the page with the access row");
+        assert_eq!(page, store.before(&lobby, before, 50).await.unwrap());
+    }
+    let (access, page) = store
+        .access_with_page(&lobby, None, at(1), Some(Seq::new(71)), 50)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!access.standing.member);
+    let page = page.unwrap();
+    assert_eq!(seqs(&page.messages), range(21, 70));
+    assert!(page.more);
+    let missing = store
+        .access_with_page(&room_name("missing"), None, at(1), None, 50)
+        .await
+        .unwrap();
+    assert!(missing.is_none());
+}
