@@ -30,7 +30,7 @@ use super::frames::{
     self, About, Command, ServerFrame, WelcomeUser, encode, error_frame, message_frame,
     message_list,
 };
-use super::hub::{RoomItem, RoomSubscription};
+use super::hub::{OwnSend, RoomItem, RoomSubscription};
 use super::outbox::{Outbox, PushError, Refused};
 use crate::AppState;
 use crate::auth::Viewer;
@@ -130,10 +130,17 @@ struct SendLane(std::sync::Mutex<Sends>);
 
 #[derive(Default)]
 struct Sends {
-    /// The send being stored: its outcome as the frame to send back.
-    current: Option<BoxFuture<'static, Utf8Bytes>>,
+    /// The send being stored.
+    current: Option<BoxFuture<'static, SendDone>>,
     /// Sends not started yet, oldest first.
-    waiting: VecDeque<BoxFuture<'static, Utf8Bytes>>,
+    waiting: VecDeque<BoxFuture<'static, SendDone>>,
+}
+
+/// A finished send: the frame to answer with, and the message when one was
+/// newly stored (for [`Connection::answer_send`]).
+struct SendDone {
+    frame: Utf8Bytes,
+    stored: Option<chat_domain::Message>,
 }
 
 impl SendLane {
@@ -145,7 +152,7 @@ impl SendLane {
         self.sends().waiting.len() >= MAX_QUEUED_SENDS
     }
 
-    fn push(&mut self, send: BoxFuture<'static, Utf8Bytes>) {
+    fn push(&mut self, send: BoxFuture<'static, SendDone>) {
         let sends = self.sends();
         if sends.current.is_none() {
             sends.current = Some(send);
@@ -156,7 +163,7 @@ impl SendLane {
 
     /// The outcome of the current send; starts the next one. Pending
     /// forever while the lane is empty.
-    async fn next_done(&mut self) -> Utf8Bytes {
+    async fn next_done(&mut self) -> SendDone {
         let sends = self.sends();
         let Some(current) = sends.current.as_mut() else {
             return std::future::pending().await;
@@ -167,7 +174,6 @@ impl SendLane {
     }
 }
 
-/// Serves one upgraded socket until it closes.
 /// Serves one upgraded socket until it closes.
 ///
 /// The setup runs here, synchronously, so that the returned future holds
@@ -352,8 +358,7 @@ impl Connection {
 
     /// This connection's subscription to `room`, if it follows it.
     fn sub(&self, room: &RoomName) -> Option<&RoomSubscription> {
-        // A linear scan: a connection follows a handful of rooms, and this
-        // runs only off the direct path (joins, gaps, catch-ups).
+        // A linear scan: a connection follows a handful of rooms.
         self.subs.iter().find(|(r, _)| r == room).map(|(_, s)| s)
     }
 
@@ -381,7 +386,7 @@ impl Connection {
                 Some((room, item)) = self.subs.next(), if !self.subs.is_empty() => {
                     self.on_room(room, item).await
                 }
-                done = self.lane.next_done() => self.push(done).await,
+                done = self.lane.next_done() => self.answer_send(done).await,
                 // The rarer, bigger handlers are boxed so that their state
                 // does not sit inside every idle connection's future.
                 frame = stream.next(), if !self.lane.is_full() => {
@@ -696,18 +701,44 @@ impl Connection {
         let chat = Arc::clone(&self.state.chat);
         let actor = Arc::clone(&self.actor);
         self.lane.push(Box::pin(async move {
-            match chat.send(&actor, &room, text, cid).await {
+            let (frame, stored) = match chat.send(&actor, &room, text, cid).await {
                 // The store has returned: the message is durable, so the ack is true.
-                Ok(Sent::Stored(appended)) => encode(&ServerFrame::Ack {
-                    cid: cid_str.as_deref(),
-                    room: room.as_str(),
-                    seq: appended.message.seq.get(),
-                }),
-                Ok(Sent::Bot(reply)) => encode(&BotReplyOut::from(&reply)),
-                Err(e) => domain_error_frame(&e, cid_str.as_deref(), Some(&room)),
-            }
+                Ok(Sent::Stored(appended)) => (
+                    encode(&ServerFrame::Ack {
+                        cid: cid_str.as_deref(),
+                        room: room.as_str(),
+                        seq: appended.message.seq.get(),
+                    }),
+                    (!appended.duplicate).then_some(appended.message),
+                ),
+                Ok(Sent::Bot(reply)) => (encode(&BotReplyOut::from(&reply)), None),
+                Err(e) => (
+                    domain_error_frame(&e, cid_str.as_deref(), Some(&room)),
+                    None,
+                ),
+            };
+            SendDone { frame, stored }
         }));
         Ok(())
+    }
+
+    /// Answers a finished send. A message just stored in a room this
+    /// connection follows goes out with its ack in one write when the relay
+    /// would send it next (see [`RoomSubscription::send_own`]).
+    async fn answer_send(&self, done: SendDone) -> Flow {
+        let SendDone { frame, stored } = done;
+        let frame = Message::Text(frame);
+        let Some((message, sub)) = stored
+            .as_ref()
+            .and_then(|m| self.sub(&m.room).map(|s| (m, s)))
+        else {
+            return self.push_message(frame).await;
+        };
+        match sub.send_own(message, frame) {
+            OwnSend::Sent => Ok(()),
+            OwnSend::Closed => Err(Close::Gone),
+            OwnSend::NotNow(frame) => self.push_message(frame).await,
+        }
     }
 
     async fn history(&mut self, room: RoomName, before: Option<Seq>, limit: usize) -> Flow {

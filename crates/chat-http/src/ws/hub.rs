@@ -39,7 +39,7 @@ use tokio::sync::watch;
 use tokio::task::AbortHandle;
 use tracing::{Instrument, debug, info_span, warn};
 
-use super::frames::{About, Relayed, relay_event};
+use super::frames::{About, Relayed, message_frame, relay_event};
 use super::outbox::{Outbox, Refused};
 
 /// How many events a paused subscription keeps for its connection's loop.
@@ -462,6 +462,40 @@ impl RoomSubscription {
     pub fn pause(&self) {
         lock(&self.member.state).direct = false;
     }
+
+    /// Sends the connection's own message, just stored, together with
+    /// `then` (its `ack`) in one socket write, if the relay would send that
+    /// message next: the relay then finds it sent and skips it. A sender
+    /// otherwise gets its ack and its copy in two writes, one from its loop
+    /// and one from the room's relay. When the relay is behind or ahead,
+    /// the room is paused or the queue is full, nothing is sent and `then`
+    /// comes back: the message takes the usual way.
+    pub(super) fn send_own(&self, message: &chat_domain::Message, then: Message) -> OwnSend {
+        let mut s = lock(&self.member.state);
+        let next = s.last_sent.map(Seq::next);
+        if !s.direct || next != Some(message.seq) {
+            return OwnSend::NotNow(then);
+        }
+        let own = Message::Text(message_frame(message));
+        match self.member.outbox.try_push_pair(own, then) {
+            Ok(()) => {
+                s.last_sent = Some(message.seq);
+                OwnSend::Sent
+            }
+            Err(Refused::Closed) => OwnSend::Closed,
+            Err(Refused::Full((_, then))) => OwnSend::NotNow(then),
+        }
+    }
+}
+
+/// What [`RoomSubscription::send_own`] did.
+pub(super) enum OwnSend {
+    /// Both frames are written or queued, in order.
+    Sent,
+    /// The socket is closed.
+    Closed,
+    /// Nothing was sent: the frame to send as usual.
+    NotNow(Message),
 }
 
 impl std::fmt::Debug for RoomSubscription {
@@ -594,6 +628,73 @@ mod tests {
         assert_eq!(queued(&outbox), ["m2", "m3"]);
         assert_eq!(sub.last_sent(), Seq::new(3));
         assert!(poll(&mut sub).is_pending(), "nothing for the loop");
+    }
+
+    fn own(seq: u64) -> chat_domain::Message {
+        chat_domain::Message {
+            room: RoomName::parse("lobby").unwrap(),
+            seq: Seq::new(seq),
+            from: name("alice"),
+            text: chat_domain::MessageText::parse("hi").unwrap(),
+            ts: chat_domain::Timestamp::from_millis(0),
+            cid: None,
+            kind: chat_domain::MessageKind::Chat,
+        }
+    }
+
+    fn ack(seq: u64) -> Message {
+        Message::Text(format!("ack{seq}").into())
+    }
+
+    #[test]
+    fn an_own_message_goes_out_with_its_ack_and_the_relay_then_skips_it() {
+        let (mut sub, member, outbox) = subscription(8);
+        sub.sent_up_to(Seq::new(1));
+        assert!(poll(&mut sub).is_pending());
+        assert!(matches!(sub.send_own(&own(2), ack(2)), OwnSend::Sent));
+        assert_eq!(
+            queued(&outbox),
+            [message_frame(&own(2)).as_str(), "ack2"],
+            "the message first, then its ack"
+        );
+        assert_eq!(sub.last_sent(), Seq::new(2));
+        assert!(member.offer(&message(2)).is_none());
+        member.offer(&message(3));
+        assert_eq!(queued(&outbox), ["m3"], "the relay skipped 2 and went on");
+    }
+
+    #[test]
+    fn an_own_message_out_of_turn_is_left_to_the_relay() {
+        let (mut sub, member, outbox) = subscription(8);
+        sub.sent_up_to(Seq::new(1));
+        assert!(poll(&mut sub).is_pending());
+        // The relay has not sent 2 yet (another member's message): sending
+        // 3 now would overtake it.
+        let OwnSend::NotNow(back) = sub.send_own(&own(3), ack(3)) else {
+            panic!("3 is not next after 1");
+        };
+        assert_eq!(back, ack(3));
+        assert!(queued(&outbox).is_empty());
+        member.offer(&message(2));
+        member.offer(&message(3));
+        assert_eq!(queued(&outbox), ["m2", "m3"]);
+        // Already sent by the relay.
+        assert!(matches!(sub.send_own(&own(3), ack(3)), OwnSend::NotNow(_)));
+        // Paused: the loop owns the room.
+        sub.pause();
+        assert!(matches!(sub.send_own(&own(4), ack(4)), OwnSend::NotNow(_)));
+        assert!(queued(&outbox).is_empty());
+    }
+
+    #[test]
+    fn an_own_message_with_no_room_for_both_frames_sends_neither() {
+        let (mut sub, member, outbox) = subscription(2);
+        sub.sent_up_to(Seq::ZERO);
+        assert!(poll(&mut sub).is_pending());
+        member.offer(&message(1));
+        assert!(matches!(sub.send_own(&own(2), ack(2)), OwnSend::NotNow(_)));
+        assert_eq!(sub.last_sent(), Seq::new(1));
+        assert_eq!(queued(&outbox), ["m1"]);
     }
 
     #[test]

@@ -41,11 +41,11 @@ pub(super) enum PushError {
     Closed,
 }
 
-/// Why [`Outbox::try_push`] did not take a message.
+/// Why [`Outbox::try_push`] did not take a message (`M`: what was pushed).
 #[derive(Debug)]
-pub(super) enum Refused {
+pub(super) enum Refused<M = Message> {
     /// The queue is full; the message back, to try again.
-    Full(Message),
+    Full(M),
     /// The socket is closed or broken.
     Closed,
 }
@@ -155,11 +155,67 @@ impl Outbox {
             },
             None => message,
         };
+        self.enqueue(message, true)
+    }
+
+    /// [`Outbox::try_push`] for two messages that go out together, `first`
+    /// then `second`, in one socket write when written in place: a sender's
+    /// own copy of its message and its `ack` cost one write, not two. Either
+    /// both are taken or neither is.
+    ///
+    /// # Errors
+    /// As [`Outbox::try_push`]; `Full` gives both messages back.
+    pub(super) fn try_push_pair(
+        &self,
+        first: Message,
+        second: Message,
+    ) -> Result<(), Refused<(Message, Message)>> {
+        let socket = match self.socket.try_lock() {
+            Ok(socket) => Some(socket),
+            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        };
+        let (first, second) = match socket {
+            Some(mut socket) => match self.write_in_place(&mut socket, first) {
+                // The first is in the socket's buffer, not yet flushed: the
+                // second joins it and the flush sends both. Still under the
+                // socket's lock, so nothing can come between them.
+                InPlace::Done => {
+                    return match self.write_in_place(&mut socket, second) {
+                        InPlace::Done => Ok(()),
+                        InPlace::Broken => Err(Refused::Closed),
+                        // Queued behind the first, which is in the socket,
+                        // even past the capacity: the pair is taken whole.
+                        InPlace::Queue(m) => self.enqueue(m, false).map_err(|_| Refused::Closed),
+                    };
+                }
+                InPlace::Broken => return Err(Refused::Closed),
+                InPlace::Queue(first) => (first, second),
+            },
+            None => (first, second),
+        };
         let mut state = self.state();
         if state.closed {
             return Err(Refused::Closed);
         }
-        if state.queue.len() >= self.capacity {
+        if state.queue.len() + 2 > self.capacity {
+            return Err(Refused::Full((first, second)));
+        }
+        state.queue.push_back(first);
+        state.queue.push_back(second);
+        drop(state);
+        self.queued.0.notify_one();
+        Ok(())
+    }
+
+    /// Queues `message` behind what is queued; `bounded`: only if there
+    /// is room.
+    fn enqueue(&self, message: Message, bounded: bool) -> Result<(), Refused<Message>> {
+        let mut state = self.state();
+        if state.closed {
+            return Err(Refused::Closed);
+        }
+        if bounded && state.queue.len() >= self.capacity {
             return Err(Refused::Full(message));
         }
         state.queue.push_back(message);
