@@ -91,6 +91,15 @@ pub(super) struct Outbox {
 /// Above this many slots an empty queue gives its memory back.
 const KEEP_CAPACITY: usize = 8;
 
+/// Whether a frame written in place is flushed at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flush {
+    /// Flushed now: the frame leaves in its own socket write.
+    Now,
+    /// Left in the socket's buffer for the next frame's flush.
+    Later,
+}
+
 /// What one attempt to write in place came to.
 enum InPlace {
     /// Written (or held by the socket, which the writer will flush).
@@ -148,7 +157,7 @@ impl Outbox {
             Err(TryLockError::WouldBlock) => None,
         };
         let message = match socket {
-            Some(mut socket) => match self.write_in_place(&mut socket, message) {
+            Some(mut socket) => match self.write_in_place(&mut socket, message, Flush::Now) {
                 InPlace::Done => return Ok(()),
                 InPlace::Broken => return Err(Refused::Closed),
                 InPlace::Queue(m) => m,
@@ -176,17 +185,22 @@ impl Outbox {
             Err(TryLockError::WouldBlock) => None,
         };
         let (first, second) = match socket {
-            Some(mut socket) => match self.write_in_place(&mut socket, first) {
+            Some(mut socket) => match self.write_in_place(&mut socket, first, Flush::Later) {
                 // The first is in the socket's buffer, not yet flushed: the
                 // second joins it and the flush sends both. Still under the
                 // socket's lock, so nothing can come between them.
                 InPlace::Done => {
-                    return match self.write_in_place(&mut socket, second) {
+                    return match self.write_in_place(&mut socket, second, Flush::Now) {
                         InPlace::Done => Ok(()),
                         InPlace::Broken => Err(Refused::Closed),
                         // Queued behind the first, which is in the socket,
                         // even past the capacity: the pair is taken whole.
-                        InPlace::Queue(m) => self.enqueue(m, false).map_err(|_| Refused::Closed),
+                        // The first is flushed now, not when the writer
+                        // gets to the second.
+                        InPlace::Queue(m) => {
+                            self.flush_held(&mut socket);
+                            self.enqueue(m, false).map_err(|_| Refused::Closed)
+                        }
                     };
                 }
                 InPlace::Broken => return Err(Refused::Closed),
@@ -224,9 +238,26 @@ impl Outbox {
         Ok(())
     }
 
+    /// With the socket's lock held: flushes its buffer.
+    fn flush_held(&self, socket: &mut Option<Socket>) {
+        if let Some(socket) = socket.as_mut() {
+            let mut cx = Context::from_waker(&self.waker);
+            // Pending: the writer is woken when the peer can take more, and
+            // flushes. An error: the socket is broken, which its next write
+            // or read reports.
+            let _ = Pin::new(socket).poll_flush(&mut cx);
+        }
+    }
+
     /// With the socket's lock held: writes `message` if the queue is empty
-    /// (so nothing queued earlier is overtaken) and the socket takes it now.
-    fn write_in_place(&self, socket: &mut Option<Socket>, message: Message) -> InPlace {
+    /// (so nothing queued earlier is overtaken) and the socket takes it now;
+    /// flushes it with `Flush::Now`.
+    fn write_in_place(
+        &self,
+        socket: &mut Option<Socket>,
+        message: Message,
+        flush: Flush,
+    ) -> InPlace {
         let Some(socket) = socket.as_mut() else {
             return InPlace::Queue(message);
         };
@@ -260,6 +291,9 @@ impl Outbox {
         }
         if socket.as_mut().start_send(message).is_err() {
             return InPlace::Broken;
+        }
+        if flush == Flush::Later {
+            return InPlace::Done;
         }
         // Pending: the frame sits in the socket's buffer and the writer,
         // woken when the peer can take more, flushes it.
