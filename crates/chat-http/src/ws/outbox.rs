@@ -422,6 +422,87 @@ mod tests {
         assert_eq!(outbox.try_pop(), None);
     }
 
+    /// How long a test waits for a frame that must come.
+    const LONG: Duration = Duration::from_secs(10);
+
+    /// An outbox attached to the server's end of a real WebSocket over
+    /// loopback, and the client's end.
+    async fn connected() -> (
+        Outbox,
+        tokio_tungstenite::WebSocketStream<
+            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        >,
+    ) {
+        use axum::extract::ws::{WebSocket, WebSocketUpgrade};
+        use futures::StreamExt as _;
+
+        let (tx, rx) = tokio::sync::oneshot::channel::<WebSocket>();
+        let tx = Arc::new(Mutex::new(Some(tx)));
+        let app = axum::Router::new().route(
+            "/",
+            axum::routing::get(move |ws: WebSocketUpgrade| async move {
+                ws.on_upgrade(move |socket| async move {
+                    if let Some(tx) = tx.lock().unwrap().take() {
+                        let _ = tx.send(socket);
+                    }
+                })
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let (client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
+            .await
+            .unwrap();
+        let (sink, _stream) = rx.await.unwrap().split();
+        let outbox = Outbox::new(4);
+        outbox.attach(sink);
+        (outbox, client)
+    }
+
+    /// The next text frame the client gets within `wait`.
+    async fn received(
+        client: &mut tokio_tungstenite::WebSocketStream<
+            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        >,
+        wait: Duration,
+    ) -> Option<String> {
+        use futures::StreamExt as _;
+        match tokio::time::timeout(wait, client.next()).await {
+            Ok(Some(Ok(frame))) => Some(frame.into_text().unwrap().to_string()),
+            Ok(other) => panic!("the socket ended: {other:?}"),
+            Err(_) => None,
+        }
+    }
+
+    // What makes an own message and its ack one socket write: the first
+    // frame of a pair stays in the socket's buffer until the second's flush.
+    #[tokio::test]
+    async fn a_held_frame_reaches_the_peer_only_with_the_next_flush() {
+        let (outbox, mut client) = connected().await;
+        {
+            let mut socket = outbox.socket();
+            let written = outbox.write_in_place(&mut socket, text("first"), Flush::Later);
+            assert!(matches!(written, InPlace::Done));
+        }
+        // A frame sent would be here in well under this on loopback; a
+        // slow machine can only make this pass wrongly, never fail wrongly.
+        let brief = Duration::from_millis(200);
+        assert_eq!(
+            received(&mut client, brief).await,
+            None,
+            "a held frame was sent"
+        );
+        outbox.try_push(text("second")).unwrap();
+        assert_eq!(received(&mut client, LONG).await.as_deref(), Some("first"));
+        assert_eq!(received(&mut client, LONG).await.as_deref(), Some("second"));
+
+        outbox.try_push_pair(text("own"), text("ack")).unwrap();
+        assert_eq!(received(&mut client, LONG).await.as_deref(), Some("own"));
+        assert_eq!(received(&mut client, LONG).await.as_deref(), Some("ack"));
+        assert_eq!(outbox.try_pop(), None, "the pair was written in place");
+    }
+
     #[tokio::test]
     async fn closing_drops_what_is_queued_and_ends() {
         let outbox = Outbox::new(4);
