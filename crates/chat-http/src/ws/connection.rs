@@ -20,7 +20,6 @@ use chat_domain::{
 use futures::future::BoxFuture;
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
-use tokio::sync::oneshot;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_stream::StreamMap;
 use tracing::{Instrument, debug, info_span, warn};
@@ -31,7 +30,7 @@ use super::frames::{
     message_list,
 };
 use super::hub::{OwnSend, RoomItem, RoomSubscription};
-use super::outbox::{Outbox, PushError, Refused};
+use super::outbox::{Drive, Outbox, PushError, Refused};
 use crate::AppState;
 use crate::auth::Viewer;
 use crate::shutdown::ConnectionGuard;
@@ -194,8 +193,7 @@ pub(super) fn run(
     let (sink, stream) = socket.split();
     let out = Arc::new(Outbox::new(state.config.outbound_queue));
     out.attach(sink);
-    let (close_tx, close_rx) = oneshot::channel();
-    let writer = tokio::spawn(write_loop(Arc::clone(&out), close_rx).instrument(span.clone()));
+    let writer = tokio::spawn(write_loop(Arc::clone(&out)).instrument(span.clone()));
     // Boxed: the futures below move it around, and a pointer is cheaper to
     // keep twice than the state itself (async fns keep their arguments).
     let conn = Box::new(Connection {
@@ -216,7 +214,7 @@ pub(super) fn run(
     async move {
         debug!("connected");
         let (conn, ended) = conn.serve(stream).await;
-        Box::pin(conn.finish(ended, close_tx, writer)).await;
+        Box::pin(conn.finish(ended, writer)).await;
         drop(guard);
     }
     .instrument(span)
@@ -238,22 +236,22 @@ impl Connection {
     async fn finish(
         mut self: Box<Self>,
         (ended, mut stream): (Close, SplitStream<WebSocket>),
-        close_tx: oneshot::Sender<CloseFrame>,
         writer: tokio::task::JoinHandle<()>,
     ) {
         self.leave_all().await;
         let Connection { out, subs, .. } = *self;
         drop(subs);
-        out.close_and_clear();
-        let handshake = match ended {
-            Close::With(code, reason) => close_tx
-                .send(CloseFrame {
-                    code,
-                    reason: Utf8Bytes::from_static(reason),
-                })
-                .is_ok(),
-            Close::Gone => false,
+        let frame = match ended {
+            Close::With(code, reason) => Some(CloseFrame {
+                code,
+                reason: Utf8Bytes::from_static(reason),
+            }),
+            Close::Gone => None,
         };
+        // A writer that already stopped (the socket broke) sends no close
+        // frame, so there is no handshake to finish.
+        let handshake = frame.is_some() && !writer.is_finished();
+        out.close_with(frame);
         if tokio::time::timeout(CLOSE_TIMEOUT + Duration::from_secs(1), writer)
             .await
             .is_err()
@@ -1070,27 +1068,16 @@ fn read_error(e: &axum::Error) -> Close {
 /// buffer. Feeds everything waiting, then flushes once, so a burst costs one
 /// syscall rather than one per frame. A close request interrupts a write
 /// stuck on a slow peer.
-async fn write_loop(outbox: Arc<Outbox>, mut close_rx: oneshot::Receiver<CloseFrame>) {
+async fn write_loop(outbox: Arc<Outbox>) {
     loop {
-        tokio::select! {
-            biased;
-            frame = &mut close_rx => {
-                return Box::pin(finish(outbox.detach(), frame.ok())).await;
-            }
-            () = outbox.wanted() => {}
-        }
-        let written = tokio::select! {
-            biased;
-            frame = &mut close_rx => Err(frame.ok()),
-            r = std::future::poll_fn(|cx| outbox.drive(cx)) => Ok(r),
-        };
-        match written {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
+        outbox.wanted().await;
+        match std::future::poll_fn(|cx| outbox.drive(cx)).await {
+            Drive::Done => {}
+            Drive::Broken(e) => {
                 debug!(error = %e, "write failed");
                 return;
             }
-            Err(frame) => return Box::pin(finish(outbox.detach(), frame)).await,
+            Drive::Close(frame) => return Box::pin(finish(outbox.detach(), frame)).await,
         }
     }
 }
@@ -1126,7 +1113,7 @@ mod tests {
 
     fn size_of_writer<F, Fut>(_: F) -> usize
     where
-        F: FnOnce(Arc<Outbox>, oneshot::Receiver<CloseFrame>) -> Fut,
+        F: FnOnce(Arc<Outbox>) -> Fut,
     {
         std::mem::size_of::<Fut>()
     }
@@ -1152,7 +1139,7 @@ mod tests {
         use axum::routing::get;
 
         const FRAMES: usize = 3_000;
-        let (tx, rx) = oneshot::channel::<WebSocket>();
+        let (tx, rx) = tokio::sync::oneshot::channel::<WebSocket>();
         let tx = Arc::new(std::sync::Mutex::new(Some(tx)));
         let app = axum::Router::new().route(
             "/",
@@ -1175,8 +1162,7 @@ mod tests {
         let (sink, _stream) = socket.split();
         let out = Arc::new(Outbox::new(FRAMES));
         out.attach(sink);
-        let (close_tx, close_rx) = oneshot::channel();
-        let writer = tokio::spawn(write_loop(Arc::clone(&out), close_rx));
+        let writer = tokio::spawn(write_loop(Arc::clone(&out)));
 
         let padding = "x".repeat(2_000);
         for i in 0..FRAMES {
@@ -1204,12 +1190,10 @@ mod tests {
             }
         }
         assert_eq!(skipped, 1, "only the frame taken from the queue is missing");
-        close_tx
-            .send(CloseFrame {
-                code: 1000,
-                reason: Utf8Bytes::from_static("bye"),
-            })
-            .unwrap();
+        out.close_with(Some(CloseFrame {
+            code: 1000,
+            reason: Utf8Bytes::from_static("bye"),
+        }));
         writer.await.unwrap();
         match client.next().await {
             Some(Ok(tokio_tungstenite::tungstenite::Message::Close(Some(f)))) => {

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use axum::extract::ws::{Message, WebSocket};
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::Sink;
 use futures::stream::SplitSink;
 use tokio::sync::Notify;
@@ -54,6 +54,23 @@ pub(super) enum Refused<M = Message> {
 struct State {
     queue: VecDeque<Message>,
     closed: bool,
+    /// Set by [`Outbox::close_with`] until the writer takes it: the close
+    /// frame to send, if any.
+    ending: Option<Option<CloseFrame>>,
+    /// The writer's waker while it waits for the socket, so that a close
+    /// reaches a writer stuck behind a slow peer.
+    writer: Option<Waker>,
+}
+
+/// What one [`Outbox::drive`] came to.
+pub(super) enum Drive {
+    /// Everything queued is written and flushed.
+    Done,
+    /// The socket is broken.
+    Broken(axum::Error),
+    /// The connection is closing: send this close frame (if any), then
+    /// close the socket.
+    Close(Option<CloseFrame>),
 }
 
 /// Wakes the writer task: the waker of every in-place write, so that a
@@ -335,19 +352,28 @@ impl Outbox {
     }
 
     /// The writer's step: writes every queued frame into the socket and
-    /// flushes it. Ready when all is written (or the socket broke: `Err`);
-    /// pending while the peer cannot take more.
-    pub(super) fn drive(&self, cx: &mut Context<'_>) -> Poll<Result<(), axum::Error>> {
+    /// flushes it. Ready when all is written, the socket broke, or the
+    /// connection asked to close ([`Outbox::close_with`], which comes
+    /// first, even while the peer is slow); pending while the peer cannot
+    /// take more.
+    ///
+    /// The close request lives here rather than in a channel of its own
+    /// because this is the one place the writer looks at on every wake-up:
+    /// polling a second future there was a cold cache line per delivery.
+    pub(super) fn drive(&self, cx: &mut Context<'_>) -> Poll<Drive> {
+        if let Some(frame) = self.state().ending.take() {
+            return Poll::Ready(Drive::Close(frame));
+        }
         let mut guard = self.socket();
         let Some(socket) = guard.as_mut() else {
-            return Poll::Ready(Ok(()));
+            return Poll::Ready(Drive::Done);
         };
         let mut socket = Pin::new(socket);
         loop {
             match socket.as_mut().poll_ready(cx) {
                 Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Drive::Broken(e)),
+                Poll::Pending => return self.wait_unless_closing(cx),
             }
             // Popped and handed to the socket under its lock: see the
             // module doc on order.
@@ -355,10 +381,28 @@ impl Outbox {
                 break;
             };
             if let Err(e) = socket.as_mut().start_send(message) {
-                return Poll::Ready(Err(e));
+                return Poll::Ready(Drive::Broken(e));
             }
         }
-        socket.poll_flush(cx)
+        match socket.poll_flush(cx) {
+            Poll::Ready(Ok(())) => Poll::Ready(Drive::Done),
+            Poll::Ready(Err(e)) => Poll::Ready(Drive::Broken(e)),
+            Poll::Pending => self.wait_unless_closing(cx),
+        }
+    }
+
+    /// The socket cannot take more: registers the writer for a close
+    /// request too, unless one came in the meantime.
+    fn wait_unless_closing(&self, cx: &Context<'_>) -> Poll<Drive> {
+        let mut state = self.state();
+        if let Some(frame) = state.ending.take() {
+            return Poll::Ready(Drive::Close(frame));
+        }
+        match &mut state.writer {
+            Some(waker) => waker.clone_from(cx.waker()),
+            None => state.writer = Some(cx.waker().clone()),
+        }
+        Poll::Pending
     }
 
     /// The next message if one is waiting.
@@ -375,14 +419,20 @@ impl Outbox {
         message
     }
 
-    /// Closes and drops whatever is still queued.
-    pub(super) fn close_and_clear(&self) {
+    /// Closes: drops whatever is still queued, refuses further pushes, and
+    /// has the writer send `frame` (if any) and close the socket.
+    pub(super) fn close_with(&self, frame: Option<CloseFrame>) {
         let mut state = self.state();
         state.closed = true;
         state.queue = VecDeque::new();
+        state.ending = Some(frame);
+        let writer = state.writer.take();
         drop(state);
         self.queued.0.notify_one();
         self.room.notify_waiters();
+        if let Some(writer) = writer {
+            writer.wake();
+        }
     }
 }
 
@@ -503,11 +553,65 @@ mod tests {
         assert_eq!(outbox.try_pop(), None, "the pair was written in place");
     }
 
+    /// A waker that records that it was woken.
+    #[derive(Default)]
+    struct Flag(std::sync::atomic::AtomicBool);
+
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    // A close must not wait for a slow peer to drain what is queued: the
+    // writer, pending on a full socket, is woken and told to close.
+    #[tokio::test]
+    async fn a_close_reaches_a_writer_waiting_for_a_slow_peer() {
+        let (outbox, _client) = connected().await;
+        let flag = Arc::new(Flag::default());
+        let waker = Waker::from(Arc::clone(&flag));
+        let mut cx = Context::from_waker(&waker);
+        // The client reads nothing: push until the kernel's buffers are full
+        // and the writer cannot drain the queue.
+        let frame = "x".repeat(64 * 1024);
+        let mut full = false;
+        for _ in 0..1_000 {
+            match outbox.try_push(Message::Text(frame.clone().into())) {
+                Ok(()) => {}
+                Err(Refused::Full(_)) => {}
+                Err(Refused::Closed) => panic!("the socket closed"),
+            }
+            if matches!(outbox.drive(&mut cx), Poll::Pending) {
+                full = true;
+                break;
+            }
+        }
+        assert!(full, "the socket never filled up");
+        assert!(!flag.0.load(std::sync::atomic::Ordering::SeqCst));
+
+        outbox.close_with(Some(CloseFrame {
+            code: 1001,
+            reason: "bye".into(),
+        }));
+        assert!(
+            flag.0.load(std::sync::atomic::Ordering::SeqCst),
+            "the writer was not woken"
+        );
+        match outbox.drive(&mut cx) {
+            Poll::Ready(Drive::Close(Some(f))) => assert_eq!(f.code, 1001),
+            _ => panic!("the writer was not told to close"),
+        }
+        assert!(matches!(
+            outbox.try_push(text("late")),
+            Err(Refused::Closed)
+        ));
+    }
+
     #[tokio::test]
     async fn closing_drops_what_is_queued_and_ends() {
         let outbox = Outbox::new(4);
         outbox.push(text("a"), Duration::ZERO).await.unwrap();
-        outbox.close_and_clear();
+        outbox.close_with(None);
         assert_eq!(
             outbox.push(text("b"), Duration::ZERO).await,
             Err(PushError::Closed)
