@@ -1135,33 +1135,9 @@ mod tests {
     /// once, in the order pushed, through all three paths.
     #[tokio::test]
     async fn frames_arrive_in_order_whether_written_in_place_or_queued() {
-        use axum::extract::WebSocketUpgrade;
-        use axum::routing::get;
-
         const FRAMES: usize = 3_000;
-        let (tx, rx) = tokio::sync::oneshot::channel::<WebSocket>();
-        let tx = Arc::new(std::sync::Mutex::new(Some(tx)));
-        let app = axum::Router::new().route(
-            "/",
-            get(move |ws: WebSocketUpgrade| {
-                let tx = tx.lock().unwrap().take();
-                async move {
-                    ws.on_upgrade(move |socket| async move {
-                        let _ = tx.unwrap().send(socket);
-                    })
-                }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
-            .await
-            .unwrap();
-        let socket = rx.await.unwrap();
-        let (sink, _stream) = socket.split();
-        let out = Arc::new(Outbox::new(FRAMES));
-        out.attach(sink);
+        let (out, mut client) = super::super::outbox::tests::connected(FRAMES).await;
+        let out = Arc::new(out);
         let writer = tokio::spawn(write_loop(Arc::clone(&out)));
 
         let padding = "x".repeat(2_000);

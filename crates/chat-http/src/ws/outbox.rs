@@ -437,7 +437,7 @@ impl Outbox {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     #![allow(clippy::unwrap_used)]
     use std::sync::Arc;
 
@@ -475,14 +475,14 @@ mod tests {
     /// How long a test waits for a frame that must come.
     const LONG: Duration = Duration::from_secs(10);
 
-    /// An outbox attached to the server's end of a real WebSocket over
-    /// loopback, and the client's end.
-    async fn connected() -> (
-        Outbox,
-        tokio_tungstenite::WebSocketStream<
-            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-        >,
-    ) {
+    /// The client's end of a test socket.
+    pub(in crate::ws) type Client = tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >;
+
+    /// An outbox of `capacity` attached to the server's end of a real
+    /// WebSocket over loopback, and the client's end.
+    pub(in crate::ws) async fn connected(capacity: usize) -> (Outbox, Client) {
         use axum::extract::ws::{WebSocket, WebSocketUpgrade};
         use futures::StreamExt as _;
 
@@ -505,18 +505,13 @@ mod tests {
             .await
             .unwrap();
         let (sink, _stream) = rx.await.unwrap().split();
-        let outbox = Outbox::new(4);
+        let outbox = Outbox::new(capacity);
         outbox.attach(sink);
         (outbox, client)
     }
 
     /// The next text frame the client gets within `wait`.
-    async fn received(
-        client: &mut tokio_tungstenite::WebSocketStream<
-            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-        >,
-        wait: Duration,
-    ) -> Option<String> {
+    async fn received(client: &mut Client, wait: Duration) -> Option<String> {
         use futures::StreamExt as _;
         match tokio::time::timeout(wait, client.next()).await {
             Ok(Some(Ok(frame))) => Some(frame.into_text().unwrap().to_string()),
@@ -529,7 +524,7 @@ mod tests {
     // frame of a pair stays in the socket's buffer until the second's flush.
     #[tokio::test]
     async fn a_held_frame_reaches_the_peer_only_with_the_next_flush() {
-        let (outbox, mut client) = connected().await;
+        let (outbox, mut client) = connected(4).await;
         {
             let mut socket = outbox.socket();
             let written = outbox.write_in_place(&mut socket, text("first"), Flush::Later);
@@ -567,7 +562,7 @@ mod tests {
     // writer, pending on a full socket, is woken and told to close.
     #[tokio::test]
     async fn a_close_reaches_a_writer_waiting_for_a_slow_peer() {
-        let (outbox, _client) = connected().await;
+        let (outbox, _client) = connected(4).await;
         let flag = Arc::new(Flag::default());
         let waker = Waker::from(Arc::clone(&flag));
         let mut cx = Context::from_waker(&waker);
