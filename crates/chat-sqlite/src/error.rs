@@ -67,12 +67,48 @@ fn classify_code(code: i64) -> Kind {
     }
 }
 
-/// Translates an error of a hot read (`readers.rs`, rusqlite). These
-/// connections only read, so there is no constraint to violate.
+/// Classifies a rusqlite error.
+fn classify_rusqlite(e: &rusqlite::Error) -> Kind {
+    match e.sqlite_error() {
+        Some(f) => match f.extended_code {
+            rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+            | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY => Kind::Conflict,
+            rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY => Kind::MissingParent,
+            code => classify_code(i64::from(code)),
+        },
+        None => Kind::Unexpected,
+    }
+}
+
+/// Translates an error of a hot read (`readers.rs`, rusqlite).
 pub(crate) fn read_error(e: rusqlite::Error) -> StoreError {
-    let kind = e.sqlite_error().map_or(Kind::Unexpected, |f| {
-        classify_code(i64::from(f.extended_code))
-    });
+    to_store_error(classify_rusqlite(&e), Box::new(e))
+}
+
+/// An error of the append writer, whichever driver it ran on (rusqlite on
+/// a file, sqlx in memory).
+#[derive(Debug, Error)]
+pub(crate) enum WriteError {
+    #[error(transparent)]
+    Sqlx(#[from] sqlx::Error),
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("cannot encode a group of messages as JSON")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// Classifies a writer's error.
+pub(crate) fn classify_write(e: &WriteError) -> Kind {
+    match e {
+        WriteError::Sqlx(e) => classify(e),
+        WriteError::Sqlite(e) => classify_rusqlite(e),
+        WriteError::Encode(_) => Kind::Unexpected,
+    }
+}
+
+/// Translates a writer's error.
+pub(crate) fn write_store_error(e: WriteError) -> StoreError {
+    let kind = classify_write(&e);
     to_store_error(kind, Box::new(e))
 }
 
@@ -110,15 +146,15 @@ pub(crate) fn store_error_or_not_found(e: sqlx::Error) -> StoreError {
     }
 }
 
-/// Translates one driver error for each of several callers (a failed group
+/// Translates one writer error for each of several callers (a failed group
 /// commit answers every append in it).
-pub(crate) fn shared_store_error(e: &Arc<sqlx::Error>) -> StoreError {
-    to_store_error(classify(e), Box::new(Shared(Arc::clone(e))))
+pub(crate) fn shared_store_error(e: &Arc<WriteError>) -> StoreError {
+    to_store_error(classify_write(e), Box::new(Shared(Arc::clone(e))))
 }
 
 #[derive(Debug, Error)]
 #[error(transparent)]
-struct Shared(Arc<sqlx::Error>);
+struct Shared(Arc<WriteError>);
 
 /// A stored value that no longer parses as its domain type.
 #[derive(Debug, Error)]

@@ -1,4 +1,5 @@
-//! chat-sqlite: hihichat's storage ports on one SQLite file, with sqlx.
+//! chat-sqlite: hihichat's storage ports on one SQLite file, with sqlx (and
+//! rusqlite for the hot reads and the append writer).
 //!
 //! [`SqliteStore`] implements [`UserRepository`], [`SessionStore`],
 //! [`RoomRepository`], [`MessageLog`], [`BotCorpus`], [`AuditLog`] and
@@ -12,9 +13,9 @@
 //!
 //! Durability: the database runs in WAL mode with `synchronous = FULL`, so
 //! every COMMIT is fsynced before it returns and an acknowledged message
-//! survives a power cut. Appends share those fsyncs through one writer task
-//! that commits them in groups (see `writer`); everything else reads and
-//! writes through the pool.
+//! survives a power cut. Appends share those fsyncs through one writer
+//! that commits them in groups, on a rusqlite connection of its own (see
+//! `writer`); everything else reads and writes through the pool.
 //!
 //! Queries are built at run time (`sqlx::query`, not `query!`), so the crate
 //! builds on a fresh clone with no database present.
@@ -50,7 +51,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Connection as _, SqliteConnection, SqlitePool};
 
 use crate::readers::{ReaderOptions, Readers};
-use crate::writer::{Target, Writer};
+use crate::writer::{Own, Target, Writer, WriterOptions};
 
 /// The schema migrations, embedded from `migrations/sqlite`; [`SqliteStore`]
 /// applies them when it connects.
@@ -225,15 +226,17 @@ impl SqliteStore {
             },
         )
         .map_err(|e| cannot_open(e.into(), &shown))?;
-        // The writer keeps a connection of its own: SQLite drops a
-        // connection's page cache whenever another connection wrote, so a
-        // writer that borrowed whichever pooled connection was free would
-        // re-read the pages it is about to update on every group.
-        let writer = Target::open(options.pragma("cache_size", WRITER_CACHE_SIZE))
-            .await
-            .map_err(opened)?;
+        // The writer keeps a connection of its own (see `writer::Own`).
+        let writer = Own::open(WriterOptions {
+            path: path.clone(),
+            busy_timeout: config.busy_timeout,
+            max_page_count: config.max_page_count,
+            autocheckpoint_pages: AUTOCHECKPOINT_PAGES,
+            cache_size: WRITER_CACHE_SIZE,
+        })
+        .map_err(|e| cannot_open(e.into(), &shown))?;
         setup.close().await.map_err(opened)?;
-        Ok(Self::start(pool, writer, Some(readers)))
+        Ok(Self::start(pool, Target::Own(writer), Some(readers)))
     }
 
     /// Starts the writer over a migrated database.
