@@ -752,19 +752,13 @@ mod tests {
 
     #[test]
     fn the_loop_is_woken_when_an_event_waits_for_it() {
-        struct Flag(std::sync::atomic::AtomicBool);
-        impl std::task::Wake for Flag {
-            fn wake(self: Arc<Self>) {
-                self.0.store(true, Ordering::SeqCst);
-            }
-        }
         let (mut sub, member, _outbox) = subscription(8);
-        let flag = Arc::new(Flag(false.into()));
+        let flag = Arc::new(super::super::outbox::tests::Flag::default());
         let waker = Waker::from(Arc::clone(&flag));
         let polled = Pin::new(&mut sub).poll_next(&mut Context::from_waker(&waker));
         assert!(polled.is_pending());
         member.offer(&message(1)).unwrap().wake();
-        assert!(flag.0.load(Ordering::SeqCst));
+        assert!(flag.woken());
     }
 
     #[test]

@@ -161,19 +161,23 @@ impl Outbox {
         self.socket.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The socket if no one else is at it (the writer or another producer,
+    /// in which case the caller queues).
+    fn try_socket(&self) -> Option<MutexGuard<'_, Option<Socket>>> {
+        match self.socket.try_lock() {
+            Ok(socket) => Some(socket),
+            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        }
+    }
+
     /// Sends `message` now if nothing is queued and the socket is free,
     /// otherwise queues it if there is room; never waits.
     ///
     /// # Errors
     /// Why it was not taken, with the message when it may be tried again.
     pub(super) fn try_push(&self, message: Message) -> Result<(), Refused> {
-        let socket = match self.socket.try_lock() {
-            Ok(socket) => Some(socket),
-            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
-            // The writer (or another producer) is at the socket: queue.
-            Err(TryLockError::WouldBlock) => None,
-        };
-        let message = match socket {
+        let message = match self.try_socket() {
             Some(mut socket) => match self.write_in_place(&mut socket, message, Flush::Now) {
                 InPlace::Done => return Ok(()),
                 InPlace::Broken => return Err(Refused::Closed),
@@ -196,12 +200,7 @@ impl Outbox {
         first: Message,
         second: Message,
     ) -> Result<(), Refused<(Message, Message)>> {
-        let socket = match self.socket.try_lock() {
-            Ok(socket) => Some(socket),
-            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
-            Err(TryLockError::WouldBlock) => None,
-        };
-        let (first, second) = match socket {
+        let (first, second) = match self.try_socket() {
             Some(mut socket) => match self.write_in_place(&mut socket, first, Flush::Later) {
                 // The first is in the socket's buffer, not yet flushed: the
                 // second joins it and the flush sends both. Still under the
@@ -550,7 +549,14 @@ pub(super) mod tests {
 
     /// A waker that records that it was woken.
     #[derive(Default)]
-    struct Flag(std::sync::atomic::AtomicBool);
+    pub(in crate::ws) struct Flag(std::sync::atomic::AtomicBool);
+
+    impl Flag {
+        /// Whether it was woken.
+        pub(in crate::ws) fn woken(&self) -> bool {
+            self.0.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
 
     impl Wake for Flag {
         fn wake(self: Arc<Self>) {
@@ -582,16 +588,13 @@ pub(super) mod tests {
             }
         }
         assert!(full, "the socket never filled up");
-        assert!(!flag.0.load(std::sync::atomic::Ordering::SeqCst));
+        assert!(!flag.woken());
 
         outbox.close_with(Some(CloseFrame {
             code: 1001,
             reason: "bye".into(),
         }));
-        assert!(
-            flag.0.load(std::sync::atomic::Ordering::SeqCst),
-            "the writer was not woken"
-        );
+        assert!(flag.woken(), "the writer was not woken");
         match outbox.drive(&mut cx) {
             Poll::Ready(Drive::Close(Some(f))) => assert_eq!(f.code, 1001),
             _ => panic!("the writer was not told to close"),
