@@ -231,8 +231,6 @@ impl SqliteStore {
             path: path.clone(),
             busy_timeout: config.busy_timeout,
             max_page_count: config.max_page_count,
-            autocheckpoint_pages: AUTOCHECKPOINT_PAGES,
-            cache_size: WRITER_CACHE_SIZE,
         })
         .map_err(|e| cannot_open(e.into(), &shown))?;
         setup.close().await.map_err(opened)?;

@@ -57,6 +57,18 @@ pub(crate) struct Readers {
     next: AtomicUsize,
 }
 
+/// A rusqlite connection to the existing database file at `path`, used by
+/// one thread at a time (no SQLite mutex), waiting up to `busy_timeout` for
+/// another connection's lock. The readers' and the append writer's.
+pub(crate) fn open_file(path: &Path, busy_timeout: Duration) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(busy_timeout)?;
+    Ok(conn)
+}
+
 impl Readers {
     /// Opens `count` reading connections to the (migrated) database at
     /// `path`.
@@ -70,11 +82,7 @@ impl Readers {
     ) -> Result<Self, rusqlite::Error> {
         let mut slots = Vec::with_capacity(count);
         for _ in 0..count.max(1) {
-            let conn = Connection::open_with_flags(
-                path,
-                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )?;
-            conn.busy_timeout(options.busy_timeout)?;
+            let conn = open_file(path, options.busy_timeout)?;
             // Readers map the file: SQLite drops a connection's page cache
             // whenever another connection commits, which the writer does
             // all the time, so without the map every read re-fetches its

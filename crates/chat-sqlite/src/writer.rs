@@ -31,7 +31,6 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use chat_domain::{Appended, Message, MessageText, NewMessage, StoreError, StoreResult, Timestamp};
-use rusqlite::OpenFlags;
 use sqlx::{Row as _, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -39,6 +38,7 @@ use tokio::task::JoinHandle;
 use crate::error::{
     Kind, WriteError, classify_write, parse, shared_store_error, write_store_error,
 };
+use crate::readers::open_file;
 use crate::rows::{message_kind, seq_from_db};
 use crate::tx::WriteTx;
 
@@ -85,10 +85,6 @@ pub(crate) struct WriterOptions {
     pub busy_timeout: Duration,
     /// `PRAGMA max_page_count`, when capped.
     pub max_page_count: Option<u32>,
-    /// `PRAGMA wal_autocheckpoint`.
-    pub autocheckpoint_pages: &'static str,
-    /// `PRAGMA cache_size`.
-    pub cache_size: &'static str,
 }
 
 /// The writer's connection of its own. Not one of the pool's: SQLite drops
@@ -141,16 +137,12 @@ impl Own {
 /// Opens the writer's connection with every setting the store's
 /// connections have (see `SqliteStore::connect_with`).
 fn connect(options: &WriterOptions) -> rusqlite::Result<rusqlite::Connection> {
-    let conn = rusqlite::Connection::open_with_flags(
-        &options.path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(options.busy_timeout)?;
+    let conn = open_file(&options.path, options.busy_timeout)?;
     conn.pragma_update(None, "foreign_keys", true)?;
     // FULL: every COMMIT is fsynced before it returns (see the crate doc).
     conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "wal_autocheckpoint", options.autocheckpoint_pages)?;
-    conn.pragma_update(None, "cache_size", options.cache_size)?;
+    conn.pragma_update(None, "wal_autocheckpoint", crate::AUTOCHECKPOINT_PAGES)?;
+    conn.pragma_update(None, "cache_size", crate::WRITER_CACHE_SIZE)?;
     // Statement journals (the multi-row statements need them) stay in
     // memory rather than in temporary files.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
@@ -225,9 +217,9 @@ type Reply = (
 /// Why the queue is taken by a task and not by that thread: under load the
 /// task waits its turn behind the connections' tasks, and the appends that
 /// arrive meanwhile join its next group. A thread taking the queue itself
-/// woke for the first append and committed groups of a dozen, forty times as
-/// many commits for the same load (each with its WAL pages and fsync): in
-/// `ingest` 11,185 against 16,022 acked/s.
+/// woke for the first append and committed groups of about 16, forty times
+/// as many commits for the same load (each with its WAL pages and fsync),
+/// and lost a fifth of `ingest` (docs/BENCHMARKS.md, fix 24).
 async fn run_own(own: Own, mut rx: mpsc::Receiver<Command>) {
     let options = own.options.clone();
     let mut own = Some(own);
@@ -493,29 +485,28 @@ fn store_own(
 ) -> Result<Answers, WriteError> {
     let plan = Plan::new(messages);
     conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-    let mut rows = Vec::new();
-    {
-        let mut earlier = conn.prepare_cached(EARLIER)?;
-        let mut found = earlier.query([plan.keys_json()?])?;
-        while let Some(row) = found.next()? {
-            rows.push(Reserved::Earlier {
+    let mut rows = conn
+        .prepare_cached(EARLIER)?
+        .query_map([plan.keys_json()?], |row| {
+            Ok(Reserved::Earlier {
                 at: row.get(0)?,
                 seq: row.get(1)?,
                 text: row.get(2)?,
                 ts: row.get(3)?,
                 kind: row.get(4)?,
-            });
-        }
-    }
-    {
-        let mut reserve = conn.prepare_cached(RESERVE)?;
-        let mut bumped = reserve.query([plan.candidates_json()?])?;
-        while let Some(row) = bumped.next()? {
-            rows.push(Reserved::Bumped {
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    for bumped in conn
+        .prepare_cached(RESERVE)?
+        .query_map([plan.candidates_json()?], |row| {
+            Ok(Reserved::Bumped {
                 room: row.get(0)?,
                 last: row.get(1)?,
-            });
-        }
+            })
+        })?
+    {
+        rows.push(bumped?);
     }
     let (answers, inserts) = plan.settle(rows)?;
     if let Some(inserts) = inserts {
@@ -803,8 +794,6 @@ mod tests {
             path: dir.path().join("writer.db"),
             busy_timeout: Duration::from_secs(5),
             max_page_count: None,
-            autocheckpoint_pages: "1000",
-            cache_size: "-2000",
         })
         .unwrap()
     }
