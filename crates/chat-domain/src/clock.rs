@@ -41,19 +41,37 @@ impl Timestamp {
     }
     /// RFC 3339 in UTC with milliseconds, e.g. `2026-11-23T10:00:00.123Z`.
     pub fn to_rfc3339(self) -> String {
-        // Every message sent out carries one of these (50 per history
-        // page), so years 0–9999 are formatted by hand: the calendar
-        // arithmetic of `time` plus `format!` cost more than the rest of a
-        // message's serialisation. Other years, which no message has, take
-        // the general path.
-        rfc3339_common_era(self.0).unwrap_or_else(|| self.to_rfc3339_any_year())
+        self.rfc3339().as_str().to_owned()
     }
 
-    /// [`Timestamp::to_rfc3339`] for any year, through `time`.
-    fn to_rfc3339_any_year(self) -> String {
+    /// [`Timestamp::to_rfc3339`] without allocating: every message sent out
+    /// carries one (50 per history page), and serialising from the stack
+    /// saves a heap allocation each.
+    pub fn rfc3339(self) -> Rfc3339 {
+        let mut out = Rfc3339 {
+            buf: [0; RFC3339_MAX],
+            len: 0,
+        };
+        // Years 0–9999 are formatted by hand: the calendar arithmetic of
+        // `time` plus `format!` cost more than the rest of a message's
+        // serialisation. Other years, which no message has, take the
+        // general path.
+        if !rfc3339_common_era(self.0, &mut out) {
+            out.len = 0;
+            self.rfc3339_any_year(&mut out);
+        }
+        out
+    }
+
+    /// [`Timestamp::rfc3339`] for any year, through `time`.
+    fn rfc3339_any_year(self, out: &mut Rfc3339) {
+        use fmt::Write as _;
         let nanos = i128::from(self.0) * 1_000_000;
-        match time::OffsetDateTime::from_unix_timestamp_nanos(nanos) {
-            Ok(t) => format!(
+        // `time` covers years -9999 to 9999, 25 bytes at most: the buffer
+        // always has room, so the writes cannot fail.
+        let _ = match time::OffsetDateTime::from_unix_timestamp_nanos(nanos) {
+            Ok(t) => write!(
+                out,
                 "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
                 t.year(),
                 u8::from(t.month()),
@@ -63,44 +81,93 @@ impl Timestamp {
                 t.second(),
                 t.millisecond()
             ),
-            Err(_) => "1970-01-01T00:00:00.000Z".to_owned(),
+            Err(_) => out.write_str("1970-01-01T00:00:00.000Z"),
+        };
+    }
+}
+
+/// The longest [`Rfc3339`]: a sign, a year of up to six digits and the
+/// 20 bytes after it, with room to spare.
+const RFC3339_MAX: usize = 32;
+
+/// A timestamp formatted as RFC 3339 ([`Timestamp::rfc3339`]), on the stack.
+#[derive(Clone, Copy)]
+pub struct Rfc3339 {
+    buf: [u8; RFC3339_MAX],
+    len: usize,
+}
+
+impl Rfc3339 {
+    /// The text, e.g. `2026-11-23T10:00:00.123Z`.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits and punctuation are ever written (`push`,
+        // `write_str` of formatted numbers), so this cannot fail.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+    }
+
+    fn push(&mut self, byte: u8) {
+        if let Some(slot) = self.buf.get_mut(self.len) {
+            *slot = byte;
+            self.len += 1;
         }
+    }
+}
+
+impl fmt::Write for Rfc3339 {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        let slot = self.buf.get_mut(self.len..end).ok_or(fmt::Error)?;
+        slot.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Rfc3339 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
 const MS_PER_DAY: i64 = 86_400_000;
 
-/// `ms` since the epoch as RFC 3339 with milliseconds, or `None` outside
-/// the years 0–9999 (which need more than four digits or a sign).
-fn rfc3339_common_era(ms: i64) -> Option<String> {
+/// Writes `ms` since the epoch as RFC 3339 with milliseconds into `out`;
+/// `false` (and `out` untouched) outside the years 0–9999, which need more
+/// than four digits or a sign.
+fn rfc3339_common_era(ms: i64, out: &mut Rfc3339) -> bool {
     let (year, month, day) = civil_from_days(ms.div_euclid(MS_PER_DAY));
     if !(0..=9999).contains(&year) {
-        return None;
+        return false;
     }
     let in_day = ms.rem_euclid(MS_PER_DAY);
-    let mut out = String::with_capacity(24);
-    push_digits(&mut out, year, 4);
-    out.push('-');
-    push_digits(&mut out, month, 2);
-    out.push('-');
-    push_digits(&mut out, day, 2);
-    out.push('T');
-    push_digits(&mut out, in_day / 3_600_000, 2);
-    out.push(':');
-    push_digits(&mut out, in_day / 60_000 % 60, 2);
-    out.push(':');
-    push_digits(&mut out, in_day / 1000 % 60, 2);
-    out.push('.');
-    push_digits(&mut out, in_day % 1000, 3);
-    out.push('Z');
-    Some(out)
+    push_digits(out, year, 4);
+    out.push(b'-');
+    push_digits(out, month, 2);
+    out.push(b'-');
+    push_digits(out, day, 2);
+    out.push(b'T');
+    push_digits(out, in_day / 3_600_000, 2);
+    out.push(b':');
+    push_digits(out, in_day / 60_000 % 60, 2);
+    out.push(b':');
+    push_digits(out, in_day / 1000 % 60, 2);
+    out.push(b'.');
+    push_digits(out, in_day % 1000, 3);
+    out.push(b'Z');
+    true
 }
 
 /// Appends the last `width` decimal digits of `n` (0 ≤ n), zero-padded.
-fn push_digits(out: &mut String, n: i64, width: u32) {
+fn push_digits(out: &mut Rfc3339, n: i64, width: u32) {
     for place in (0..width).rev() {
         let digit = n / 10_i64.pow(place) % 10;
-        out.push(char::from(b'0' + u8::try_from(digit).unwrap_or(0)));
+        out.push(b'0' + u8::try_from(digit).unwrap_or(0));
     }
 }
 
@@ -123,7 +190,7 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_rfc3339())
+        f.write_str(self.rfc3339().as_str())
     }
 }
 
@@ -210,7 +277,13 @@ mod tests {
             .map(|d| d * MS_PER_DAY + (d * 7_919_213).rem_euclid(MS_PER_DAY));
         for ms in edges.into_iter().chain(days) {
             let t = Timestamp::from_millis(ms);
-            assert_eq!(t.to_rfc3339(), t.to_rfc3339_any_year(), "{ms}");
+            let mut general = Rfc3339 {
+                buf: [0; RFC3339_MAX],
+                len: 0,
+            };
+            t.rfc3339_any_year(&mut general);
+            assert_eq!(t.to_rfc3339(), general.as_str(), "{ms}");
+            assert_eq!(t.to_string(), general.as_str(), "{ms}");
         }
     }
 

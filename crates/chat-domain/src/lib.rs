@@ -71,7 +71,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use bot::{CorpusBot, DEFAULT_BOT_GREETING, DEFAULT_BOT_NAME, parse_corpus};
-pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use clock::{Clock, ManualClock, Rfc3339, SystemClock, Timestamp};
 pub use error::{AccountError, Coded, ErrorCode, LoginError, RoomError, SendError};
 pub use model::{
     Appended, AuditAction, AuditEntry, Delivery, Message, MessageKind, Mute, NewMessage, NewRoom,

@@ -4,7 +4,7 @@
 
 use chat_domain::{
     Actor, BotReply, ClientId, Description, DirectSummary, InvalidInput, Message, MessageText,
-    RoomName, RoomSummary, Visibility,
+    Rfc3339, RoomName, RoomSummary, Visibility,
 };
 use serde::{Deserialize, Serialize};
 
@@ -29,12 +29,18 @@ pub struct MessageOut<'a> {
     /// Text.
     pub text: &'a str,
     /// Server time, RFC 3339 UTC with milliseconds.
-    pub ts: String,
+    #[serde(serialize_with = "as_str")]
+    pub ts: Rfc3339,
     /// `"chat"` or `"notice"`.
     pub kind: &'static str,
     /// The sender's idempotency key, when it gave one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cid: Option<&'a str>,
+}
+
+/// Serialises a timestamp formatted on the stack as the string it is.
+fn as_str<S: serde::Serializer>(ts: &Rfc3339, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(ts.as_str())
 }
 
 impl<'a> From<&'a Message> for MessageOut<'a> {
@@ -45,7 +51,7 @@ impl<'a> From<&'a Message> for MessageOut<'a> {
             seq: m.seq.get(),
             from: m.from.as_str(),
             text: m.text.as_str(),
-            ts: m.ts.to_rfc3339(),
+            ts: m.ts.rfc3339(),
             kind: m.kind.as_str(),
             cid: m.cid.as_ref().map(ClientId::as_str),
         }

@@ -28,7 +28,36 @@ pub(crate) struct MessageBody {
     text: String,
     ts: i64,
     cid: Option<String>,
-    kind: String,
+    kind: Kind,
+}
+
+/// A message's kind as stored: `"chat"` or `"notice"`, read straight into
+/// the domain's enum (no `String` per message on a history page).
+#[derive(Debug, Clone, Copy)]
+struct Kind(MessageKind);
+
+impl Serialize for Kind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.0.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Kind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Kind;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(r#"a message kind, "chat" or "notice""#)
+            }
+            fn visit_str<E: serde::de::Error>(self, raw: &str) -> Result<Kind, E> {
+                MessageKind::parse(raw)
+                    .map(Kind)
+                    .ok_or_else(|| E::custom(format!("message kind {raw:?}")))
+            }
+        }
+        deserializer.deserialize_str(Visitor)
+    }
 }
 
 impl MessageBody {
@@ -44,7 +73,7 @@ impl MessageBody {
             text: text.as_str().to_owned(),
             ts: ts.as_millis(),
             cid: cid.map(|c| c.as_str().to_owned()),
-            kind: kind.as_str().to_owned(),
+            kind: Kind(kind),
         }
     }
 
@@ -65,7 +94,7 @@ impl MessageBody {
                 .map(ClientId::parse)
                 .transpose()
                 .map_err(corrupt)?,
-            kind: self.kind()?,
+            kind: self.kind.0,
         })
     }
 
@@ -73,9 +102,10 @@ impl MessageBody {
     /// set: the append script stored it from values that had already been
     /// parsed into domain types, so names and text are taken as they are
     /// (`from_trusted`, as SQLite's history rows are); re-parsing them was
-    /// a fifth of decoding a history page. The kind is still checked.
+    /// a fifth of decoding a history page. The kind is still checked (as
+    /// it is read).
     fn into_stored_message(self, room: RoomName, seq: Seq) -> StoreResult<Message> {
-        let kind = self.kind()?;
+        let kind = self.kind.0;
         Ok(Message {
             room,
             seq,
@@ -85,11 +115,6 @@ impl MessageBody {
             cid: self.cid.map(ClientId::from_trusted),
             kind,
         })
-    }
-
-    fn kind(&self) -> StoreResult<MessageKind> {
-        MessageKind::parse(&self.kind)
-            .ok_or_else(|| corrupt(format!("message kind {:?}", self.kind)))
     }
 }
 
@@ -356,5 +381,20 @@ mod tests {
         assert_eq!(decode_stored(&m.room, &member).unwrap(), m);
         assert!(decode_stored(&m.room, "nonsense").is_err());
         assert!(decode_room_event(b"{\"t\":\"typing\",\"user\":\"bad name\"}").is_err());
+    }
+
+    #[test]
+    fn a_stored_kind_is_checked_as_it_is_read() {
+        let m = message();
+        let body = MessageBody::new(&m.from, &m.text, m.ts, m.cid.as_ref(), MessageKind::Notice);
+        let json = body.to_json().unwrap();
+        assert!(json.contains(r#""kind":"notice""#), "{json}");
+        let notice = decode_stored(&m.room, &format!("7|{json}")).unwrap();
+        assert_eq!(notice.kind, MessageKind::Notice);
+        let shout = json.replace(r#""kind":"notice""#, r#""kind":"shout""#);
+        match decode_stored(&m.room, &format!("7|{shout}")) {
+            Err(StoreError::Unexpected(e)) => assert!(e.to_string().contains("shout"), "{e}"),
+            other => panic!("expected corrupt data, got {other:?}"),
+        }
     }
 }

@@ -205,38 +205,6 @@ return redis.call('SMEMBERS', KEYS[2])
 "#,
 };
 
-/// Everything a send needs about a room and one caller, read in one round
-/// trip because it runs on every send; with a fifth key, also a history
-/// page, because every page needs the access read too.
-/// KEYS: room, members, banned, mutes[, msgs]. ARGV: the room hash's
-/// slow-mode field, the user ('' for a guest)[, the page's upper bound
-/// (`+inf` or `(N`), count].
-/// Returns nil when there is no such room, else `desc, vis, by, at, slow,
-/// member, banned, mute` as strings (flags '1'/'0', absent fields ''), then
-/// the page's members newest first, as `MESSAGES_BEFORE` answers them.
-pub(crate) const ROOM_ACCESS: Script = Script {
-    name: "room_access",
-    lua: r#"
-local v = redis.call('HMGET', KEYS[1], 'desc', 'vis', 'by', 'at', ARGV[1])
-if not v[4] then return false end
-local member, banned, mute = 0, 0, ''
-local u = ARGV[2]
-if u ~= '' then
-  member = redis.call('SISMEMBER', KEYS[2], u)
-  -- A member is never barred, and the port lets `banned` read false for one.
-  if member == 0 then banned = redis.call('SISMEMBER', KEYS[3], u) end
-  mute = redis.call('HGET', KEYS[4], u) or ''
-end
-local out = {v[1] or '', v[2] or '', v[3] or '', v[4], v[5] or '',
-  tostring(member), tostring(banned), mute}
-if KEYS[5] then
-  local page = redis.call('ZREVRANGEBYSCORE', KEYS[5], ARGV[3], '-inf', 'LIMIT', 0, ARGV[4])
-  for i = 1, #page do out[8 + i] = page[i] end
-end
-return out
-"#,
-};
-
 /// Sets ('set') or lifts ('') a mute if the room exists. KEYS: room, room
 /// mutes, user muted. ARGV: user, room, the mute's end in ms or 'inf' or ''.
 /// Returns -1 when there is no such room, else 1.
@@ -296,24 +264,6 @@ redis.call('ZADD', KEYS[3], seq, member)
 redis.call('ZADD', KEYS[5], ARGV[4], string.format('%s|%d', ARGV[1], seq))
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[4], field, seq) end
 return {'new', member}
-"#,
-};
-
-/// Up to ARGV[2] messages below a seq, newest first. KEYS: msgs.
-/// ARGV: the upper bound (`+inf` or `(N`), count.
-pub(crate) const MESSAGES_BEFORE: Script = Script {
-    name: "messages_before",
-    lua: r#"
-return redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[1], '-inf', 'LIMIT', 0, ARGV[2])
-"#,
-};
-
-/// Up to ARGV[2] messages above a seq, oldest first. KEYS: msgs.
-/// ARGV: the lower bound (`(N`), count.
-pub(crate) const MESSAGES_AFTER: Script = Script {
-    name: "messages_after",
-    lua: r#"
-return redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf', 'LIMIT', 0, ARGV[2])
 "#,
 };
 
@@ -428,7 +378,7 @@ return redis.call('LLEN', KEYS[1])
 };
 
 /// Every script, loaded at connect.
-pub(crate) const ALL: [&Script; 23] = [
+pub(crate) const ALL: [&Script; 20] = [
     &CREATE_USER,
     &ALL_USERS,
     &SET_USER_FIELD,
@@ -440,12 +390,9 @@ pub(crate) const ALL: [&Script; 23] = [
     &ROOMS_IN_SET,
     &ROOM_USER_SET,
     &ROOM_MEMBERS,
-    &ROOM_ACCESS,
     &SET_MUTE,
     &SET_ROOM_FIELD,
     &APPEND,
-    &MESSAGES_BEFORE,
-    &MESSAGES_AFTER,
     &DELETE_BEFORE,
     &PRESENCE_TOUCH,
     &PRESENCE_REMOVE,

@@ -43,7 +43,50 @@ const AFTER: &str = page_query!("ASC", "seq > ?2", "?3");
 const LAST_SEQ: &str = "SELECT last_seq FROM rooms WHERE name = ?1";
 
 /// One row of a [`page_query`]: seq, sender, text, ts, cid, kind.
-pub(crate) type MessageRow = (i64, String, String, i64, Option<String>, String);
+///
+/// The kind is parsed as the row is read, from SQLite's own buffer, so a
+/// page allocates nothing for it; the raw text is kept only when it is not
+/// a kind, for the error.
+#[derive(Debug, Clone)]
+pub(crate) struct MessageRow {
+    seq: i64,
+    sender: String,
+    text: String,
+    ts: i64,
+    cid: Option<String>,
+    kind: Result<MessageKind, String>,
+}
+
+/// A [`MessageRow`] as sqlx reads it (the in-memory store's pages).
+type SqlxMessageRow = (i64, String, String, i64, Option<String>, String);
+
+impl MessageRow {
+    /// Reads the current row of a [`page_query`] on a hot reader.
+    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        let kind = r.get_ref(5)?.as_str()?;
+        Ok(Self {
+            seq: r.get(0)?,
+            sender: r.get(1)?,
+            text: r.get(2)?,
+            ts: r.get(3)?,
+            cid: r.get(4)?,
+            kind: MessageKind::parse(kind).ok_or_else(|| kind.to_owned()),
+        })
+    }
+}
+
+impl From<SqlxMessageRow> for MessageRow {
+    fn from((seq, sender, text, ts, cid, kind): SqlxMessageRow) -> Self {
+        Self {
+            seq,
+            sender,
+            text,
+            ts,
+            cid,
+            kind: MessageKind::parse(&kind).ok_or(kind),
+        }
+    }
+}
 
 /// The message a [`MessageRow`] stores in `room`.
 ///
@@ -53,15 +96,14 @@ pub(crate) type MessageRow = (i64, String, String, i64, Option<String>, String);
 /// of reading a page. The numbers and the kind are still checked, which is
 /// free.
 fn into_message(row: MessageRow, room: &RoomName) -> StoreResult<Message> {
-    let (seq, sender, text, ts, cid, kind) = row;
     Ok(Message {
         room: room.clone(),
-        seq: seq_from_db(seq)?,
-        from: Username::from_trusted(sender),
-        text: MessageText::from_trusted(text),
-        ts: Timestamp::from_millis(ts),
-        cid: cid.map(ClientId::from_trusted),
-        kind: MessageKind::parse(&kind).ok_or_else(|| {
+        seq: seq_from_db(row.seq)?,
+        from: Username::from_trusted(row.sender),
+        text: MessageText::from_trusted(row.text),
+        ts: Timestamp::from_millis(row.ts),
+        cid: row.cid.map(ClientId::from_trusted),
+        kind: row.kind.map_err(|kind| {
             StoreError::unexpected(format!("stored message kind {kind:?} is invalid"))
         })?,
     })
@@ -103,18 +145,22 @@ impl SqliteStore {
         match &self.readers {
             Some(readers) => readers.read(|c| {
                 c.prepare_cached(sql)?
-                    .query_map(rusqlite::params![room.as_str(), bound, rows], |r| {
-                        MessageRow::try_from(r)
-                    })?
+                    .query_map(
+                        rusqlite::params![room.as_str(), bound, rows],
+                        MessageRow::read,
+                    )?
                     .collect()
             }),
-            None => sqlx::query_as(sql)
+            None => Ok(sqlx::query_as::<_, SqlxMessageRow>(sql)
                 .bind(room.as_str())
                 .bind(bound)
                 .bind(rows)
                 .fetch_all(&self.pool)
                 .await
-                .map_err(store_error),
+                .map_err(store_error)?
+                .into_iter()
+                .map(MessageRow::from)
+                .collect()),
         }
     }
 
@@ -206,14 +252,14 @@ mod tests {
     }
 
     fn row(seq: i64, sender: &str, text: &str, cid: Option<&str>, kind: &str) -> MessageRow {
-        (
+        MessageRow::from((
             seq,
             sender.to_owned(),
             text.to_owned(),
             seq * 10,
             cid.map(str::to_owned),
             kind.to_owned(),
-        )
+        ))
     }
 
     fn seqs(page: &chat_domain::model::Page) -> Vec<u64> {

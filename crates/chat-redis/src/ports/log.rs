@@ -5,9 +5,10 @@ use async_trait::async_trait;
 use chat_domain::{
     Appended, MessageLog, NewMessage, Page, RoomName, Seq, StoreError, StoreResult, Timestamp,
 };
-use fred::interfaces::KeysInterface;
+use fred::interfaces::{ClientLike as _, KeysInterface};
+use fred::types::{ClusterHash, CustomCommand, Value};
 
-use super::{integer, strings};
+use super::{array, integer, strings};
 use crate::RedisStore;
 use crate::codec::{self, MessageBody, corrupt};
 use crate::error::from_fred;
@@ -15,34 +16,56 @@ use crate::scripts;
 
 impl RedisStore {
     /// Decodes the members of a room's message set.
-    fn decode_page(room: &RoomName, members: Vec<String>, limit: usize) -> StoreResult<Page> {
+    fn decode_page(room: &RoomName, members: &[Value], limit: usize) -> StoreResult<Page> {
         let more = members.len() > limit;
         let messages = members
             .iter()
             .take(limit)
-            .map(|m| codec::decode_stored(room, m))
+            .map(|m| {
+                let member = m
+                    .as_str()
+                    .ok_or_else(|| corrupt(format!("message member of type {:?}", m.kind())))?;
+                codec::decode_stored(room, &member)
+            })
             .collect::<StoreResult<Vec<_>>>()?;
         Ok(Page { messages, more })
     }
 
-    /// The arguments of a page below `before`: the score bound and the
-    /// count, one more than asked to learn whether older ones remain.
-    pub(crate) fn before_args(before: Option<Seq>, limit: usize) -> [String; 2] {
+    /// `ZREVRANGEBYSCORE` for the page below `before`: the score bound and
+    /// the count, one more than asked to learn whether older ones remain.
+    /// A plain command, not a script: a script costs Redis its Lua
+    /// machinery on top of the command (fix 25 in docs/BENCHMARKS.md).
+    pub(crate) fn page_before_command(
+        &self,
+        room: &RoomName,
+        before: Option<Seq>,
+        limit: usize,
+    ) -> (CustomCommand, Vec<String>) {
         let bound = before.map_or_else(|| "+inf".to_owned(), |s| format!("({}", s.get()));
-        [bound, (limit + 1).to_string()]
+        (
+            CustomCommand::new_static("ZREVRANGEBYSCORE", ClusterHash::FirstKey, false),
+            vec![
+                self.keys.room_msgs(room),
+                bound,
+                "-inf".to_owned(),
+                "LIMIT".to_owned(),
+                "0".to_owned(),
+                (limit + 1).to_string(),
+            ],
+        )
     }
 
-    /// The page `before` answers, from the members a script read with
-    /// [`RedisStore::before_args`] (newest first).
+    /// The page `before` answers, from the members
+    /// [`RedisStore::page_before_command`] read (newest first).
     pub(crate) fn page_before(
         room: &RoomName,
-        mut members: Vec<String>,
+        mut members: Vec<Value>,
         limit: usize,
     ) -> StoreResult<Page> {
         let more = members.len() > limit;
         members.truncate(limit);
         members.reverse();
-        let mut page = Self::decode_page(room, members, limit)?;
+        let mut page = Self::decode_page(room, &members, limit)?;
         page.more = more;
         Ok(page)
     }
@@ -100,27 +123,28 @@ impl MessageLog for RedisStore {
         before: Option<Seq>,
         limit: usize,
     ) -> StoreResult<Page> {
-        let members = strings(
-            self.run(
-                &scripts::MESSAGES_BEFORE,
-                vec![self.keys.room_msgs(room)],
-                Self::before_args(before, limit).into(),
-            )
-            .await?,
-        )?;
+        let (command, args) = self.page_before_command(room, before, limit);
+        let members = array(self.client.custom(command, args).await.map_err(from_fred)?)?;
         Self::page_before(room, members, limit)
     }
 
     async fn after(&self, room: &RoomName, after: Seq, limit: usize) -> StoreResult<Page> {
-        let members = strings(
-            self.run(
-                &scripts::MESSAGES_AFTER,
-                vec![self.keys.room_msgs(room)],
-                vec![format!("({}", after.get()), (limit + 1).to_string()],
+        let members: Value = self
+            .client
+            .custom(
+                CustomCommand::new_static("ZRANGEBYSCORE", ClusterHash::FirstKey, false),
+                vec![
+                    self.keys.room_msgs(room),
+                    format!("({}", after.get()),
+                    "+inf".to_owned(),
+                    "LIMIT".to_owned(),
+                    "0".to_owned(),
+                    (limit + 1).to_string(),
+                ],
             )
-            .await?,
-        )?;
-        Self::decode_page(room, members, limit)
+            .await
+            .map_err(from_fred)?;
+        Self::decode_page(room, &array(members)?, limit)
     }
 
     async fn last_seq(&self, room: &RoomName) -> StoreResult<Seq> {

@@ -18,9 +18,16 @@ use crate::codec::corrupt;
 
 /// A reply that should be an array of strings (nil reads as empty).
 fn strings(value: Value) -> StoreResult<Vec<String>> {
+    array(value)?.iter().map(string).collect()
+}
+
+/// A reply that should be an array (nil reads as empty), its items as
+/// they came: a history page decodes its members from the reply's own
+/// buffers instead of copying each into a `String` first.
+fn array(value: Value) -> StoreResult<Vec<Value>> {
     match value {
         Value::Null => Ok(Vec::new()),
-        Value::Array(items) => items.iter().map(string).collect(),
+        Value::Array(items) => Ok(items),
         other => Err(corrupt(format!(
             "expected an array, got {:?}",
             other.kind()

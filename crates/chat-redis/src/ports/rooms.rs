@@ -12,10 +12,10 @@ use chat_domain::{
     Description, Mute, NewRoom, Page, Room, RoomAccess, RoomName, RoomRepository, Seq, Standing,
     StoreError, StoreResult, Timestamp, Username, Visibility,
 };
-use fred::interfaces::{HashesInterface, SetsInterface};
+use fred::interfaces::{ClientLike as _, HashesInterface, SetsInterface};
 use fred::types::Value;
 
-use super::{integer, millis, strings};
+use super::{array, integer, millis, strings};
 use crate::RedisStore;
 use crate::codec::corrupt;
 use crate::error::from_fred;
@@ -27,9 +27,6 @@ const FOREVER: &str = "inf";
 /// The field of the room hash holding the slow-mode interval in seconds
 /// (absent: off).
 const SLOW_MODE: &str = "slow";
-
-/// How many fields `ROOM_ACCESS` answers before the page's members.
-const ACCESS_FIELDS: usize = 8;
 
 fn room_from(name: RoomName, desc: &str, vis: &str, by: &str, at: &str) -> StoreResult<Room> {
     Ok(Room {
@@ -66,12 +63,6 @@ fn parse_slow_mode(raw: Option<&str>) -> StoreResult<Option<Duration>> {
             .map_err(|_| corrupt(format!("slow mode {s:?}")))
     })
     .transpose()
-}
-
-/// Scripts cannot return nil inside an array, so they send '' for a field
-/// that is absent; no stored mute or interval is ever ''.
-fn present(raw: &str) -> Option<&str> {
-    (!raw.is_empty()).then_some(raw)
 }
 
 /// -1 from a room script means the room does not exist.
@@ -356,48 +347,107 @@ impl RoomRepository for RedisStore {
 }
 
 impl RedisStore {
-    /// Runs `ROOM_ACCESS`, with the page below `before` when `page` is set:
-    /// the access read and the page's members (newest first, as
-    /// [`RedisStore::page_before`] takes them), `None` for a missing room.
+    /// Reads a room's access for one caller, with the page below `before`
+    /// when `page` is set: the access read and the page's members (newest
+    /// first, as [`RedisStore::page_before`] takes them), `None` for a
+    /// missing room.
+    ///
+    /// Plain commands in one pipeline (one round trip), not a script: none
+    /// of it needs to be atomic (a send re-checks the room as it appends,
+    /// and SQLite's access read is not one snapshot either), and a script
+    /// costs Redis its Lua machinery on top of the commands, about half of
+    /// Redis's time in `ingest` (fix 25 in docs/BENCHMARKS.md).
     async fn access_reply(
         &self,
         room: &RoomName,
         user: Option<&Username>,
         now: Timestamp,
         page: Option<(Option<Seq>, usize)>,
-    ) -> StoreResult<Option<(RoomAccess, Vec<String>)>> {
-        let mut keys = vec![
-            self.keys.room(room),
-            self.keys.room_members(room),
-            self.keys.room_banned(room),
-            self.keys.room_mutes(room),
-        ];
-        let mut args = vec![
-            SLOW_MODE.to_owned(),
-            user.map(|u| u.as_str().to_owned()).unwrap_or_default(),
-        ];
-        if let Some((before, limit)) = page {
-            keys.push(self.keys.room_msgs(room));
-            args.extend(Self::before_args(before, limit));
+    ) -> StoreResult<Option<(RoomAccess, Vec<Value>)>> {
+        let pipeline = self.client.pipeline();
+        // Each call only queues its command (`()` is the "queued" reply);
+        // `all` sends them together and answers each in order.
+        let queued: Result<(), fred::error::Error> = async {
+            let () = pipeline
+                .hmget(self.keys.room(room), ROOM_FIELDS.to_vec())
+                .await?;
+            if let Some(user) = user {
+                let () = pipeline
+                    .sismember(self.keys.room_members(room), user.as_str())
+                    .await?;
+                let () = pipeline
+                    .sismember(self.keys.room_banned(room), user.as_str())
+                    .await?;
+                let () = pipeline
+                    .hget(self.keys.room_mutes(room), user.as_str())
+                    .await?;
+            }
+            if let Some((before, limit)) = page {
+                let (command, args) = self.page_before_command(room, before, limit);
+                let () = pipeline.custom(command, args).await?;
+            }
+            Ok(())
         }
-        // A missing room comes back as nil, which reads as no fields at all.
-        let mut row = strings(self.run(&scripts::ROOM_ACCESS, keys, args).await?)?;
-        if row.is_empty() {
+        .await;
+        queued.map_err(from_fred)?;
+        let mut replies = array(pipeline.all::<Value>().await.map_err(from_fred)?)?.into_iter();
+        let mut next = || {
+            replies
+                .next()
+                .ok_or_else(|| corrupt("room access pipeline answered too little"))
+        };
+        let fields = array(next()?)?;
+        let [desc, vis, by, at, slow] = fields.as_slice() else {
+            return Err(corrupt(format!("room hash of {} fields", fields.len())));
+        };
+        if at.is_null() {
             return Ok(None);
         }
-        let members = row.split_off(ACCESS_FIELDS.min(row.len()));
-        let [desc, vis, by, at, slow, member, banned, mute] = row.as_slice() else {
-            return Err(corrupt(format!("room access row of {} fields", row.len())));
+        let (member, banned, mute) = match user {
+            Some(_) => (integer(&next()?)? == 1, integer(&next()?)? == 1, next()?),
+            None => (false, false, Value::Null),
+        };
+        let members = match page {
+            Some(_) => array(next()?)?,
+            None => Vec::new(),
         };
         let access = RoomAccess {
-            room: room_from(room.clone(), desc, vis, by, at)?,
+            room: room_from(
+                room.clone(),
+                &text(desc)?,
+                &text(vis)?,
+                &text(by)?,
+                &text(at)?,
+            )?,
             standing: Standing {
-                member: member == "1",
-                banned: banned == "1",
+                member,
+                // A member is never barred, and the port lets `banned` read
+                // false for one.
+                banned: banned && !member,
             },
-            mute: active_mute(present(mute), now)?,
-            slow_mode: parse_slow_mode(present(slow))?,
+            mute: active_mute(optional_text(&mute)?.as_deref(), now)?,
+            slow_mode: parse_slow_mode(optional_text(slow)?.as_deref())?,
         };
         Ok(Some((access, members)))
     }
+}
+
+/// The fields of a room's hash that its access read needs, in the order
+/// [`RedisStore::access_reply`] reads them.
+const ROOM_FIELDS: [&str; 5] = ["desc", "vis", "by", "at", SLOW_MODE];
+
+/// A field of a reply that should be text; absent reads as empty.
+fn text(value: &Value) -> StoreResult<std::borrow::Cow<'_, str>> {
+    Ok(optional_text(value)?.unwrap_or_default())
+}
+
+/// A field of a reply that is text or absent (nil).
+fn optional_text(value: &Value) -> StoreResult<Option<std::borrow::Cow<'_, str>>> {
+    if value.is_null() {
+        return Ok(None);
+    }
+    value
+        .as_str()
+        .map(Some)
+        .ok_or_else(|| corrupt(format!("expected text, got {:?}", value.kind())))
 }
