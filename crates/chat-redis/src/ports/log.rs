@@ -33,8 +33,6 @@ impl RedisStore {
 
     /// `ZREVRANGEBYSCORE` for the page below `before`: the score bound and
     /// the count, one more than asked to learn whether older ones remain.
-    /// A plain command, not a script: a script costs Redis its Lua
-    /// machinery on top of the command (fix 25 in docs/BENCHMARKS.md).
     pub(crate) fn page_before_command(
         &self,
         room: &RoomName,
@@ -42,12 +40,27 @@ impl RedisStore {
         limit: usize,
     ) -> (CustomCommand, Vec<String>) {
         let bound = before.map_or_else(|| "+inf".to_owned(), |s| format!("({}", s.get()));
+        self.page_command(room, "ZREVRANGEBYSCORE", bound, "-inf", limit)
+    }
+
+    /// A page of a room's message set by score (seq) from `from` towards
+    /// `to`, one more than `limit`. A plain command, not a script: a script
+    /// costs Redis its Lua machinery on top of the command (fix 25 in
+    /// docs/BENCHMARKS.md).
+    fn page_command(
+        &self,
+        room: &RoomName,
+        command: &'static str,
+        from: String,
+        to: &str,
+        limit: usize,
+    ) -> (CustomCommand, Vec<String>) {
         (
-            CustomCommand::new_static("ZREVRANGEBYSCORE", ClusterHash::FirstKey, false),
+            CustomCommand::new_static(command, ClusterHash::FirstKey, false),
             vec![
                 self.keys.room_msgs(room),
-                bound,
-                "-inf".to_owned(),
+                from,
+                to.to_owned(),
                 "LIMIT".to_owned(),
                 "0".to_owned(),
                 (limit + 1).to_string(),
@@ -129,22 +142,15 @@ impl MessageLog for RedisStore {
     }
 
     async fn after(&self, room: &RoomName, after: Seq, limit: usize) -> StoreResult<Page> {
-        let members: Value = self
-            .client
-            .custom(
-                CustomCommand::new_static("ZRANGEBYSCORE", ClusterHash::FirstKey, false),
-                vec![
-                    self.keys.room_msgs(room),
-                    format!("({}", after.get()),
-                    "+inf".to_owned(),
-                    "LIMIT".to_owned(),
-                    "0".to_owned(),
-                    (limit + 1).to_string(),
-                ],
-            )
-            .await
-            .map_err(from_fred)?;
-        Self::decode_page(room, &array(members)?, limit)
+        let (command, args) = self.page_command(
+            room,
+            "ZRANGEBYSCORE",
+            format!("({}", after.get()),
+            "+inf",
+            limit,
+        );
+        let members = array(self.client.custom(command, args).await.map_err(from_fred)?)?;
+        Self::decode_page(room, &members, limit)
     }
 
     async fn last_seq(&self, room: &RoomName) -> StoreResult<Seq> {
