@@ -6,13 +6,13 @@ use async_trait::async_trait;
 use chat_domain::model::Page;
 use chat_domain::{
     Appended, ClientId, Message, MessageKind, MessageLog, MessageText, NewMessage, RoomName, Seq,
-    StoreError, StoreResult, Timestamp, Username,
+    StoreResult, Timestamp, Username,
 };
 use rusqlite::OptionalExtension as _;
 
 use crate::SqliteStore;
 use crate::error::store_error;
-use crate::rows::{count_bound, seq_bound, seq_from_db};
+use crate::rows::{count_bound, message_kind, seq_bound, seq_from_db};
 
 /// A history page's statement; `$where` and `$limit` name their
 /// parameters, the room is `?1`. It reads one row past the page's limit,
@@ -103,9 +103,9 @@ fn into_message(row: MessageRow, room: &RoomName) -> StoreResult<Message> {
         text: MessageText::from_trusted(row.text),
         ts: Timestamp::from_millis(row.ts),
         cid: row.cid.map(ClientId::from_trusted),
-        kind: row.kind.map_err(|kind| {
-            StoreError::unexpected(format!("stored message kind {kind:?} is invalid"))
-        })?,
+        // The raw text of a kind that did not parse goes through the same
+        // parser as the writer's rows, for the same error.
+        kind: row.kind.or_else(message_kind)?,
     })
 }
 
