@@ -1069,15 +1069,20 @@ fn read_error(e: &axum::Error) -> Close {
 /// syscall rather than one per frame. A close request interrupts a write
 /// stuck on a slow peer.
 async fn write_loop(outbox: Arc<Outbox>) {
+    use std::task::Poll;
     loop {
         outbox.wanted().await;
-        match std::future::poll_fn(|cx| outbox.drive(cx)).await {
-            Drive::Done => {}
-            Drive::Broken(e) => {
+        match outbox.drive() {
+            // Done, or the peer cannot take more: either way the next
+            // thing to do is wait (the socket wakes `wanted` when it can).
+            Poll::Ready(Drive::Done) | Poll::Pending => {}
+            Poll::Ready(Drive::Broken(e)) => {
                 debug!(error = %e, "write failed");
                 return;
             }
-            Drive::Close(frame) => return Box::pin(finish(outbox.detach(), frame)).await,
+            Poll::Ready(Drive::Close(frame)) => {
+                return Box::pin(finish(outbox.detach(), frame)).await;
+            }
         }
     }
 }
