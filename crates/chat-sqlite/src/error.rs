@@ -93,8 +93,6 @@ pub(crate) enum WriteError {
     Sqlx(#[from] sqlx::Error),
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
-    #[error("cannot encode a group of messages as JSON")]
-    Encode(#[from] serde_json::Error),
 }
 
 /// Classifies a writer's error.
@@ -102,7 +100,6 @@ pub(crate) fn classify_write(e: &WriteError) -> Kind {
     match e {
         WriteError::Sqlx(e) => classify(e),
         WriteError::Sqlite(e) => classify_rusqlite(e),
-        WriteError::Encode(_) => Kind::Unexpected,
     }
 }
 

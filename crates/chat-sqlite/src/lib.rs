@@ -151,8 +151,9 @@ impl SqliteStore {
             .create_if_missing(true)
             .foreign_keys(true)
             .busy_timeout(config.busy_timeout)
-            // Statement journals (the writer's multi-row statements need
-            // them) stay in memory rather than in temporary files.
+            // Statement journals (multi-row statements such as retention's
+            // DELETE need them) stay in memory rather than in temporary
+            // files.
             .pragma("temp_store", "MEMORY");
         if let Some(pages) = config.max_page_count {
             options = options.pragma("max_page_count", pages.to_string());

@@ -40,17 +40,6 @@ impl WriteTx {
         Ok(Self { conn, ended: false })
     }
 
-    /// Takes a connection from the pool for a transaction that the caller's
-    /// first statement begins (its SQL starts with `BEGIN IMMEDIATE;`), so
-    /// that BEGIN costs no round trip to the connection's thread of its own.
-    /// Until COMMIT or ROLLBACK succeeds the connection counts as possibly
-    /// in a transaction: a failure rolls back, and a failed ROLLBACK (no
-    /// transaction was open after all) closes the connection.
-    pub(crate) async fn acquire(pool: &SqlitePool) -> Result<Self, sqlx::Error> {
-        let conn = pool.acquire().await?;
-        Ok(Self { conn, ended: false })
-    }
-
     /// Runs `statement`, whose SQL MUST end with `COMMIT`: the transaction's
     /// last statements and its commit in one round trip. On failure rolls
     /// back and returns the error.

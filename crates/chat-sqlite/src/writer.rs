@@ -7,13 +7,18 @@
 //! disk. With one writer there is no lock contention among appends, and a
 //! room's seqs are handed out in the order the writer sees its appends.
 //!
-//! On a database file the writer is a thread of its own holding a rusqlite
-//! connection of its own ([`Own`]): the group's statements run right there,
-//! with no hand-off to a driver's thread (sqlx runs each connection on a
-//! thread of its own, so every statement was a round trip there and back,
-//! and every row of an answer a message on a channel). In memory the pool's
-//! one connection is the database, so the writer is a tokio task on the pool
-//! ([`Target::Pool`]), with the same statements sent in two round trips.
+//! Storing one message is three prepared one-row statements: look up an
+//! earlier send with the same (room, sender, cid), else move the room's
+//! counter and insert the message under the new value. A group runs them
+//! for each of its messages in order, inside its one transaction.
+//!
+//! On a database file the group runs on a thread of its own
+//! ([`group_thread`]) holding a rusqlite connection of its own ([`Own`]):
+//! the statements run right there, with no hand-off to a driver's thread
+//! (sqlx runs each connection on a thread of its own, so every statement
+//! would be a round trip there and back). In memory the pool's one
+//! connection is the database, so the writer is a tokio task on the pool
+//! ([`Target::Pool`]) sending the same statements, one round trip each.
 //!
 //! If a group fails, its transaction is rolled back and each append is tried
 //! again alone, so one bad append fails by itself. The exception is
@@ -22,7 +27,6 @@
 //! The writer ends when the store is dropped (every sender is gone and the
 //! queue is drained) or closed ([`Command::Close`]).
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::pin;
@@ -31,7 +35,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use chat_domain::{Appended, Message, MessageText, NewMessage, StoreError, StoreResult, Timestamp};
-use sqlx::{Row as _, SqlitePool};
+use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -143,8 +147,8 @@ fn connect(options: &WriterOptions) -> rusqlite::Result<rusqlite::Connection> {
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "wal_autocheckpoint", crate::AUTOCHECKPOINT_PAGES)?;
     conn.pragma_update(None, "cache_size", crate::WRITER_CACHE_SIZE)?;
-    // Statement journals (the multi-row statements need them) stay in
-    // memory rather than in temporary files.
+    // Statement journals stay in memory rather than in temporary files
+    // (the group's one-row statements need none; see `SqliteStore`).
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     if let Some(pages) = options.max_page_count {
         conn.pragma_update(None, "max_page_count", pages)?;
@@ -211,8 +215,8 @@ type Reply = (
     StoreResult<Appended>,
 );
 
-/// The writer on its own connection: a task that takes the queue and runs
-/// each group on a blocking thread.
+/// The writer on its own connection: a task that takes the queue and hands
+/// each group to the writer's thread ([`group_thread`]).
 ///
 /// Why the queue is taken by a task and not by that thread: under load the
 /// task waits its turn behind the connections' tasks, and the appends that
@@ -221,36 +225,33 @@ type Reply = (
 /// as many commits for the same load (each with its WAL pages and fsync),
 /// and lost a fifth of `ingest` (docs/BENCHMARKS.md, fix 24).
 async fn run_own(own: Own, mut rx: mpsc::Receiver<Command>) {
-    let options = own.options.clone();
-    let mut own = Some(own);
+    let (groups, thread) = match group_thread(own) {
+        Ok(started) => started,
+        Err(e) => {
+            tracing::error!(error = %e, "the writer's thread did not start");
+            rx.close();
+            return;
+        }
+    };
     let mut commands = Vec::with_capacity(MAX_GROUP);
     while rx.recv_many(&mut commands, MAX_GROUP).await > 0 {
         let (jobs, mut closing) = split(&mut commands);
-        let mut writer = own.take().unwrap_or_else(|| Own::closed(options.clone()));
-        let ran = tokio::task::spawn_blocking(move || {
-            // Every statement of `Own` runs synchronously, so this future
-            // is ready the first time it is polled.
-            let replies = poll_once(store_group(jobs, &mut writer));
-            (writer, replies)
-        })
-        .await;
-        match ran {
-            Ok((writer, replies)) => {
-                own = Some(writer);
-                match replies {
-                    // Sent from this task, not the blocking thread: waking
-                    // a caller from outside the runtime is a cross-thread
-                    // wake-up each.
-                    Some(replies) => send_all(replies),
-                    None => tracing::error!("the writer's group did not finish at once"),
-                }
+        if !jobs.is_empty() {
+            let (done, replies) = oneshot::channel();
+            if groups.send((jobs, done)).is_err() {
+                tracing::error!("the writer's thread is gone");
+            } else if let Ok(replies) = replies.await {
+                // Sent from this task, not the writer's thread: waking a
+                // caller from outside the runtime is a cross-thread
+                // wake-up each.
+                send_all(replies);
             }
-            // A panic in the group: its callers see their replies dropped
-            // (`Unavailable`), and the next group opens a new connection.
-            Err(e) => tracing::error!(error = %e, "the writer's group failed"),
+            // A dropped `done`: the group panicked (see `group_thread`).
         }
         if !closing.is_empty() {
-            drop(own);
+            drop(groups);
+            // The thread ends with its queue; its connection closes there.
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
             refuse_rest(&mut rx, &mut closing);
             for done in closing {
                 let _ = done.send(());
@@ -258,6 +259,52 @@ async fn run_own(own: Own, mut rx: mpsc::Receiver<Command>) {
             return;
         }
     }
+}
+
+/// A group for the writer's thread, and where its replies go.
+type GroupJob = (Vec<Job>, oneshot::Sender<Vec<Reply>>);
+
+/// Starts the writer's thread: one thread of its own that runs every group
+/// it is handed on the writer's connection and sends back the replies. It
+/// ends when its sender is dropped, closing the connection.
+///
+/// A thread of its own rather than tokio's blocking pool: the pool hands
+/// consecutive groups to whichever of its threads is idle (two alternate
+/// under a steady load), and a one-message group cost ≈ 7 µs more CPU
+/// there (docs/BENCHMARKS.md, fix 27).
+fn group_thread(
+    own: Own,
+) -> std::io::Result<(
+    std::sync::mpsc::Sender<GroupJob>,
+    std::thread::JoinHandle<()>,
+)> {
+    let (groups, rx) = std::sync::mpsc::channel::<GroupJob>();
+    let thread = std::thread::Builder::new()
+        .name("hihichat-writer".into())
+        .spawn(move || {
+            let options = own.options.clone();
+            let mut own = own;
+            while let Ok((jobs, done)) = rx.recv() {
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    // Every statement of `Own` runs synchronously, so this
+                    // future is ready the first time it is polled.
+                    poll_once(store_group(jobs, &mut own))
+                }));
+                match ran {
+                    Ok(Some(replies)) => {
+                        let _ = done.send(replies);
+                    }
+                    Ok(None) => tracing::error!("the writer's group did not finish at once"),
+                    // The group's callers see their replies dropped
+                    // (`Unavailable`); the next group gets a new connection.
+                    Err(_) => {
+                        tracing::error!("the writer's group panicked");
+                        own = Own::closed(options.clone());
+                    }
+                }
+            }
+        })?;
+    Ok((groups, thread))
 }
 
 /// The writer on the in-memory pool, as a task.
@@ -384,181 +431,128 @@ async fn store_group(jobs: Vec<Job>, groups: &mut impl Groups) -> Vec<Reply> {
     jobs.into_iter().map(|job| job.reply).zip(answers).collect()
 }
 
-/// The identity of a send for idempotency: room, sender, cid.
-type Key<'a> = (&'a str, &'a str, &'a str);
+// The group's statements, run once per message in the group's order. A
+// send repeated within the group finds its first occurrence's row (the same
+// transaction) just as a retry finds an earlier group's, so one lookup
+// covers both. Plain statements rather than one set-based statement per
+// step fed the group as a JSON array: with the statements prepared and the
+// rows bound directly, a one-message commit cost ≈ 8 µs less CPU here, and
+// those are most of the commits below `ingest`'s load (docs/BENCHMARKS.md).
 
-fn key(m: &NewMessage) -> Option<Key<'_>> {
-    m.cid
-        .as_ref()
-        .map(|c| (m.room.as_str(), m.from.as_str(), c.as_str()))
-}
+/// The send (room, sender, cid) as stored already: its seq, text, ts, kind.
+const EARLIER: &str = "SELECT seq, text, ts, kind FROM messages INDEXED BY messages_by_cid \
+                       WHERE room = ?1 AND sender = ?2 AND cid = ?3";
 
-// The group's statements. Each is fed the group as one JSON array
-// parameter, so the SQL text never changes and stays in the statement
-// cache. Written once as macros because the pool's writer sends the first
-// two (and the last two) as one multi-statement query, where the second
-// statement's parameter is `?2`.
+/// Moves the room's counter past the new message: its seq, or no row when
+/// there is no such room.
+const RESERVE: &str = "UPDATE rooms SET last_seq = last_seq + 1 WHERE name = ?1 RETURNING last_seq";
 
-/// The sends of the group (`jsonb_each($keys)`: room, sender, cid) stored
-/// by an earlier group: the key's index, and the stored seq, text, ts, kind.
-macro_rules! earlier_sql {
-    ($keys:literal) => {
-        concat!(
-            "SELECT j.key, m.seq, m.text, m.ts, m.kind FROM jsonb_each(",
-            $keys,
-            ") AS j JOIN messages AS m INDEXED BY messages_by_cid \
-             ON m.room = j.value ->> 0 AND m.sender = j.value ->> 1 AND m.cid = j.value ->> 2"
-        )
-    };
-}
+/// Inserts the new message: room, seq, sender, text, ts, cid, kind.
+const INSERT: &str = "INSERT INTO messages (room, seq, sender, text, ts, cid, kind) \
+                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
-/// Moves each room's counter past the group's new messages
-/// (`jsonb_each($candidates)`: room, sender, cid or null), returning the
-/// new counters. The counter moves by the group's messages of the room that
-/// are not stored already, the same test as the earlier statement's, in the
-/// same transaction: both see the same set.
-macro_rules! reserve_sql {
-    ($candidates:literal) => {
-        concat!(
-            "UPDATE rooms SET last_seq = last_seq + j.n \
-             FROM (SELECT e.value ->> 0 AS room, count(*) AS n FROM jsonb_each(",
-            $candidates,
-            ") AS e \
-                   WHERE NOT EXISTS (SELECT 1 FROM messages AS m INDEXED BY messages_by_cid \
-                                     WHERE m.room = e.value ->> 0 AND m.sender = e.value ->> 1 \
-                                       AND m.cid = e.value ->> 2) \
-                   GROUP BY 1) AS j \
-             WHERE rooms.name = j.room \
-             RETURNING name, last_seq"
-        )
-    };
-}
+/// A send found stored: seq, text, ts, kind.
+type EarlierRow = (i64, String, i64, String);
 
-/// Inserts the new messages: room, seq, sender, text, ts, cid, kind.
-macro_rules! insert_sql {
-    () => {
-        "INSERT INTO messages (room, seq, sender, text, ts, cid, kind) \
-         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
-                value ->> 5, value ->> 6 \
-         FROM jsonb_each(?1)"
-    };
-}
-
-const EARLIER: &str = earlier_sql!("?1");
-const RESERVE: &str = reserve_sql!("?1");
-const INSERT: &str = insert_sql!();
-
-/// The pool's first round trip: begins the group's transaction, finds the
-/// sends stored by an earlier group, and moves each room's counter. The two
-/// `SELECT`-like statements return rows of different widths (5 and 2
-/// columns), which tells them apart.
-const BEGIN_AND_RESERVE: &str = concat!(
-    "BEGIN IMMEDIATE; ",
-    earlier_sql!("?1"),
-    "; ",
-    reserve_sql!("?2")
-);
-
-/// The pool's second and last round trip.
-const INSERT_AND_COMMIT: &str = concat!(insert_sql!(), "; COMMIT");
-
-/// A row of the reservation.
-enum Reserved {
-    /// A keyed send of the group (its index among the keyed ones) stored
-    /// earlier, as it was stored.
-    Earlier {
-        at: i64,
-        seq: i64,
-        text: String,
-        ts: i64,
-        kind: String,
-    },
-    /// A room's counter after the group's messages were counted in.
-    Bumped { room: String, last: i64 },
-}
-
-/// One group on the writer's own connection: begins, reserves, inserts,
-/// commits. The caller rolls back on error.
+/// One group on the writer's own connection: begins, stores each message
+/// in turn, commits. The caller rolls back on error.
 fn store_own(
     conn: &mut rusqlite::Connection,
     messages: &[&NewMessage],
 ) -> Result<Answers, WriteError> {
-    let plan = Plan::new(messages);
+    use rusqlite::OptionalExtension as _;
+
     conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-    let mut rows = conn
-        .prepare_cached(EARLIER)?
-        .query_map([plan.keys_json()?], |row| {
-            Ok(Reserved::Earlier {
-                at: row.get(0)?,
-                seq: row.get(1)?,
-                text: row.get(2)?,
-                ts: row.get(3)?,
-                kind: row.get(4)?,
-            })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    for bumped in conn
-        .prepare_cached(RESERVE)?
-        .query_map([plan.candidates_json()?], |row| {
-            Ok(Reserved::Bumped {
-                room: row.get(0)?,
-                last: row.get(1)?,
-            })
-        })?
-    {
-        rows.push(bumped?);
+    let mut earlier = conn.prepare_cached(EARLIER)?;
+    let mut reserve = conn.prepare_cached(RESERVE)?;
+    let mut insert = conn.prepare_cached(INSERT)?;
+    let mut answers = Vec::with_capacity(messages.len());
+    for m in messages {
+        if let Some(cid) = &m.cid {
+            let found: Option<EarlierRow> = earlier
+                .query_row((m.room.as_str(), m.from.as_str(), cid.as_str()), |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .optional()?;
+            if let Some(row) = found {
+                answers.push(earlier_message(m, row));
+                continue;
+            }
+        }
+        let seq: Option<i64> = reserve
+            .query_row([m.room.as_str()], |r| r.get(0))
+            .optional()?;
+        let Some(seq) = seq else {
+            answers.push(Err(StoreError::NotFound));
+            continue;
+        };
+        insert.execute((
+            m.room.as_str(),
+            seq,
+            m.from.as_str(),
+            m.text.as_str(),
+            m.ts.as_millis(),
+            m.cid.as_ref().map(|c| c.as_str()),
+            m.kind.as_str(),
+        ))?;
+        answers.push(fresh_message(m, seq));
     }
-    let (answers, inserts) = plan.settle(rows)?;
-    if let Some(inserts) = inserts {
-        conn.prepare_cached(INSERT)?.execute([inserts])?;
-    }
+    drop((earlier, reserve, insert));
     conn.prepare_cached("COMMIT")?.execute([])?;
     Ok(answers)
 }
 
-/// One group on the in-memory pool, in two round trips to its connection's
-/// thread.
+/// One group on the in-memory pool: the same statements as [`store_own`],
+/// each a round trip to the pool connection's thread (an in-memory
+/// database is for tests and embedding, where that is cheap enough).
 async fn try_pool_group(
     pool: &SqlitePool,
     messages: &[&NewMessage],
 ) -> Result<Answers, GroupFailure> {
-    let mut tx = WriteTx::acquire(pool)
+    let mut tx = WriteTx::begin(pool)
         .await
         .map_err(|e| GroupFailure::Start(e.into()))?;
     let result = async {
-        let plan = Plan::new(messages);
-        let found = sqlx::query(BEGIN_AND_RESERVE)
-            .bind(plan.keys_json()?)
-            .bind(plan.candidates_json()?)
-            .fetch_all(&mut *tx.conn())
-            .await?;
-        let mut rows = Vec::with_capacity(found.len());
-        for row in found {
-            rows.push(if row.len() == 2 {
-                Reserved::Bumped {
-                    room: row.try_get(0)?,
-                    last: row.try_get(1)?,
+        let mut answers = Vec::with_capacity(messages.len());
+        for m in messages {
+            if let Some(cid) = &m.cid {
+                let found: Option<EarlierRow> = sqlx::query_as(EARLIER)
+                    .bind(m.room.as_str())
+                    .bind(m.from.as_str())
+                    .bind(cid.as_str())
+                    .fetch_optional(&mut *tx.conn())
+                    .await?;
+                if let Some(row) = found {
+                    answers.push(earlier_message(m, row));
+                    continue;
                 }
-            } else {
-                Reserved::Earlier {
-                    at: row.try_get(0)?,
-                    seq: row.try_get(1)?,
-                    text: row.try_get(2)?,
-                    ts: row.try_get(3)?,
-                    kind: row.try_get(4)?,
-                }
-            });
+            }
+            let seq: Option<i64> = sqlx::query_scalar(RESERVE)
+                .bind(m.room.as_str())
+                .fetch_optional(&mut *tx.conn())
+                .await?;
+            let Some(seq) = seq else {
+                answers.push(Err(StoreError::NotFound));
+                continue;
+            };
+            sqlx::query(INSERT)
+                .bind(m.room.as_str())
+                .bind(seq)
+                .bind(m.from.as_str())
+                .bind(m.text.as_str())
+                .bind(m.ts.as_millis())
+                .bind(m.cid.as_ref().map(|c| c.as_str()))
+                .bind(m.kind.as_str())
+                .execute(&mut *tx.conn())
+                .await?;
+            answers.push(fresh_message(m, seq));
         }
-        plan.settle(rows)
+        Ok::<_, WriteError>(answers)
     }
     .await;
     match result {
-        Ok((answers, inserts)) => {
-            let finish = match inserts {
-                Some(inserts) => sqlx::query(INSERT_AND_COMMIT).bind(inserts),
-                None => sqlx::query("COMMIT"),
-            };
-            tx.commit_with(finish)
+        Ok(answers) => {
+            tx.commit()
                 .await
                 .map_err(|e| GroupFailure::During(e.into()))?;
             Ok(answers)
@@ -570,193 +564,24 @@ async fn try_pool_group(
     }
 }
 
-/// A group's appends sorted out before the database is asked: this is, for
-/// the whole group at once, what storing one message is — look up an
-/// earlier message with the same (room, sender, cid); otherwise bump the
-/// room's `last_seq` and insert the message under the new value.
-struct Plan<'m> {
-    messages: &'m [&'m NewMessage],
-    /// Every keyed send (for the earlier ones), with its index.
-    keyed: Vec<(usize, Key<'m>)>,
-    /// Sends repeated within the group, with their first occurrence: they
-    /// get its answer.
-    repeats: Vec<(usize, usize)>,
-    /// The sends new to this group.
-    unique: Vec<usize>,
+/// The answer for a new message stored under `seq`.
+fn fresh_message(m: &NewMessage, seq: i64) -> StoreResult<Appended> {
+    Ok(Appended {
+        message: Message {
+            room: m.room.clone(),
+            seq: seq_from_db(seq)?,
+            from: m.from.clone(),
+            text: m.text.clone(),
+            ts: m.ts,
+            cid: m.cid.clone(),
+            kind: m.kind,
+        },
+        duplicate: false,
+    })
 }
-
-impl<'m> Plan<'m> {
-    fn new(messages: &'m [&'m NewMessage]) -> Self {
-        let keyed: Vec<(usize, Key<'m>)> = messages
-            .iter()
-            .enumerate()
-            .filter_map(|(i, m)| key(m).map(|k| (i, k)))
-            .collect();
-        let mut first_of: HashMap<Key<'_>, usize> = HashMap::new();
-        let mut repeats = Vec::new();
-        let mut unique = Vec::new();
-        for (i, m) in messages.iter().enumerate() {
-            if let Some(k) = key(m) {
-                if let Some(&first) = first_of.get(&k) {
-                    repeats.push((i, first));
-                    continue;
-                }
-                first_of.insert(k, i);
-            }
-            unique.push(i);
-        }
-        Self {
-            messages,
-            keyed,
-            repeats,
-            unique,
-        }
-    }
-
-    /// The earlier-sends statement's parameter.
-    fn keys_json(&self) -> Result<String, WriteError> {
-        let keys: Vec<Key<'_>> = self.keyed.iter().map(|(_, k)| *k).collect();
-        Ok(serde_json::to_string(&keys)?)
-    }
-
-    /// The reservation's parameter.
-    fn candidates_json(&self) -> Result<String, WriteError> {
-        let candidates: Vec<(&str, &str, Option<&str>)> = self
-            .unique
-            .iter()
-            .map(|&i| {
-                let m = self.messages[i];
-                (
-                    m.room.as_str(),
-                    m.from.as_str(),
-                    m.cid.as_ref().map(|c| c.as_str()),
-                )
-            })
-            .collect();
-        Ok(serde_json::to_string(&candidates)?)
-    }
-
-    /// Every append's answer given the reservation's rows, and the rows to
-    /// insert (a JSON parameter; `None`: nothing new).
-    fn settle(self, rows: Vec<Reserved>) -> Result<(Answers, Option<String>), WriteError> {
-        let messages = self.messages;
-        let mut answers: Vec<Option<StoreResult<Appended>>> =
-            messages.iter().map(|_| None).collect();
-        let mut bumped: Vec<(String, i64)> = Vec::new();
-        for row in rows {
-            match row {
-                Reserved::Bumped { room, last } => bumped.push((room, last)),
-                Reserved::Earlier {
-                    at,
-                    seq,
-                    text,
-                    ts,
-                    kind,
-                } => {
-                    if let Some(&(i, _)) =
-                        usize::try_from(at).ok().and_then(|at| self.keyed.get(at))
-                    {
-                        answers[i] = Some(earlier_message(messages[i], seq, text, ts, kind));
-                    }
-                }
-            }
-        }
-
-        // The new messages, and each room's first new seq.
-        let fresh: Vec<usize> = self
-            .unique
-            .into_iter()
-            .filter(|&i| answers[i].is_none())
-            .collect();
-        let mut counts: HashMap<&str, i64> = HashMap::new();
-        for &i in &fresh {
-            *counts.entry(messages[i].room.as_str()).or_default() += 1;
-        }
-        let mut next_seq: HashMap<String, i64> = HashMap::new();
-        for (room, last) in bumped {
-            let n = counts.get(room.as_str()).copied().unwrap_or(0);
-            next_seq.insert(room, last - n + 1);
-        }
-
-        // Give the new messages their seqs; a missing room returned no row.
-        let mut inserts: Vec<Row<'_>> = Vec::with_capacity(fresh.len());
-        for &i in &fresh {
-            let m = messages[i];
-            let Some(next) = next_seq.get_mut(m.room.as_str()) else {
-                answers[i] = Some(Err(StoreError::NotFound));
-                continue;
-            };
-            let seq = *next;
-            *next += 1;
-            inserts.push((
-                m.room.as_str(),
-                seq,
-                m.from.as_str(),
-                m.text.as_str(),
-                m.ts.as_millis(),
-                m.cid.as_ref().map(|c| c.as_str()),
-                m.kind.as_str(),
-            ));
-            answers[i] = Some(seq_from_db(seq).map(|seq| Appended {
-                message: Message {
-                    room: m.room.clone(),
-                    seq,
-                    from: m.from.clone(),
-                    text: m.text.clone(),
-                    ts: m.ts,
-                    cid: m.cid.clone(),
-                    kind: m.kind,
-                },
-                duplicate: false,
-            }));
-        }
-        let inserts = if inserts.is_empty() {
-            None
-        } else {
-            Some(serde_json::to_string(&inserts)?)
-        };
-
-        // Repeats within the group get their first occurrence's answer.
-        for (i, first) in self.repeats {
-            answers[i] = Some(match &answers[first] {
-                Some(Ok(appended)) => Ok(Appended {
-                    message: appended.message.clone(),
-                    duplicate: true,
-                }),
-                Some(Err(StoreError::NotFound)) => Err(StoreError::NotFound),
-                _ => Err(StoreError::unexpected(
-                    "a repeated send lost its first answer",
-                )),
-            });
-        }
-
-        let answers = answers
-            .into_iter()
-            .map(|a| a.unwrap_or_else(|| Err(StoreError::unexpected("an append was not answered"))))
-            .collect();
-        Ok((answers, inserts))
-    }
-}
-
-/// A message row as inserted: room, seq, sender, text, ts, cid, kind.
-type Row<'a> = (
-    &'a str,
-    i64,
-    &'a str,
-    &'a str,
-    i64,
-    Option<&'a str>,
-    &'a str,
-);
 
 /// The answer for a repeated cid: the message as first stored.
-fn earlier_message(
-    m: &NewMessage,
-    seq: i64,
-    text: String,
-    ts: i64,
-    kind: String,
-) -> StoreResult<Appended> {
+fn earlier_message(m: &NewMessage, (seq, text, ts, kind): EarlierRow) -> StoreResult<Appended> {
     Ok(Appended {
         message: Message {
             room: m.room.clone(),
