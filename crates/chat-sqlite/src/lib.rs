@@ -70,9 +70,19 @@ const WRITER_CACHE_SIZE: &str = "-65536";
 /// by many groups is copied back once.
 const AUTOCHECKPOINT_PAGES: &str = "16384";
 
-/// How much of the database file each reading connection maps into memory
-/// (`PRAGMA mmap_size`, bytes): 1 GiB of address space, not of memory; the
-/// pages themselves are the OS page cache, shared by every connection.
+/// How much of the database file each history-page reader maps into
+/// memory (`PRAGMA mmap_size`, bytes): 1 GiB of address space, not of
+/// memory; the pages themselves are the OS page cache, shared by every
+/// connection.
+///
+/// Only the page readers map the file. SQLite empties a connection's page
+/// cache whenever another connection committed, and a mapping connection
+/// then also unmaps and maps the whole file again: an `munmap` (with a TLB
+/// shoot-down across the process's threads) and a page fault per page
+/// touched. For a page of 50 messages in a quiet store the map still wins
+/// (no `pread` per page); for the `access` read on every send, a few pages
+/// right after the writer's last commit, a `pread` each costs less
+/// (docs/BENCHMARKS.md, fix 28).
 const READER_MMAP_SIZE: i64 = 1 << 30;
 
 /// How many connections of their own the hot reads (`access`, history
@@ -119,7 +129,15 @@ pub struct SqliteStore {
     /// The hot reads' connections, run on the caller's thread (see
     /// `readers`); `None` in memory, where the pool's one connection is the
     /// database.
-    readers: Option<Readers>,
+    readers: Option<HotReaders>,
+}
+
+/// The hot reads' two sets of connections.
+struct HotReaders {
+    /// For `access` and `last_seq`: a few pages each, not mapped.
+    checks: Readers,
+    /// For history pages: mapped ([`READER_MMAP_SIZE`]).
+    pages: Readers,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -206,27 +224,25 @@ impl SqliteStore {
                 .await
                 .map_err(opened)?;
         MIGRATOR.run(&mut setup).await.map_err(migrate)?;
-        // Readers map the file: SQLite drops a connection's page cache
-        // whenever another connection commits, which the writer does all the
-        // time, so without the map every read re-fetches its pages with a
-        // `pread` each. Reads through the map are plain memory accesses to
-        // the OS page cache. Writes never go through it.
-        let reading = options
-            .clone()
-            .pragma("mmap_size", READER_MMAP_SIZE.to_string());
         let pool = pool_options(config.max_connections.max(1))
-            .connect_with(reading)
+            .connect_with(options.clone())
             .await
             .map_err(opened)?;
-        let readers = Readers::open(
-            &path,
-            HOT_READERS,
-            &ReaderOptions {
-                busy_timeout: config.busy_timeout,
-                mmap_size: READER_MMAP_SIZE,
-            },
-        )
-        .map_err(|e| cannot_open(e.into(), &shown))?;
+        let hot = |mmap_size| {
+            Readers::open(
+                &path,
+                HOT_READERS,
+                &ReaderOptions {
+                    busy_timeout: config.busy_timeout,
+                    mmap_size,
+                },
+            )
+            .map_err(|e| cannot_open(e.into(), &shown))
+        };
+        let readers = HotReaders {
+            checks: hot(0)?,
+            pages: hot(READER_MMAP_SIZE)?,
+        };
         // The writer keeps a connection of its own (see `writer::Own`).
         let writer = Own::open(WriterOptions {
             path: path.clone(),
@@ -239,7 +255,7 @@ impl SqliteStore {
     }
 
     /// Starts the writer over a migrated database.
-    fn start(pool: SqlitePool, writer: Target, readers: Option<Readers>) -> SqliteStore {
+    fn start(pool: SqlitePool, writer: Target, readers: Option<HotReaders>) -> SqliteStore {
         let (writer, _task) = Writer::spawn(writer);
         SqliteStore {
             pool,
@@ -254,7 +270,8 @@ impl SqliteStore {
     pub async fn close(&self) {
         self.writer.close().await;
         if let Some(readers) = &self.readers {
-            readers.close();
+            readers.checks.close();
+            readers.pages.close();
         }
         self.pool.close().await;
     }
@@ -306,5 +323,30 @@ async fn create_parent_dir(path: &Path) -> anyhow::Result<()> {
             })
         }
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// Which hot readers map the file is a measured choice (see
+    /// [`READER_MMAP_SIZE`]): the `access` read on every send must not pay
+    /// for remapping the file after each commit.
+    #[tokio::test]
+    async fn only_the_page_readers_map_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("map.db").display());
+        let store = SqliteStore::connect(&url).await.unwrap();
+        let readers = store.readers.as_ref().unwrap();
+        let mapped = |set: &Readers| {
+            set.read(|c| c.pragma_query_value(None, "mmap_size", |r| r.get::<_, i64>(0)))
+                .unwrap()
+        };
+        assert_eq!(mapped(&readers.checks), 0);
+        assert_eq!(mapped(&readers.pages), READER_MMAP_SIZE);
+        store.close().await;
     }
 }

@@ -143,7 +143,7 @@ impl SqliteStore {
         rows: i64,
     ) -> StoreResult<Vec<MessageRow>> {
         match &self.readers {
-            Some(readers) => readers.read(|c| {
+            Some(readers) => readers.pages.read(|c| {
                 c.prepare_cached(sql)?
                     .query_map(
                         rusqlite::params![room.as_str(), bound, rows],
@@ -209,7 +209,7 @@ impl MessageLog for SqliteStore {
 
     async fn last_seq(&self, room: &RoomName) -> StoreResult<Seq> {
         let last: Option<i64> = match &self.readers {
-            Some(readers) => readers.read(|c| {
+            Some(readers) => readers.checks.read(|c| {
                 c.prepare_cached(LAST_SEQ)?
                     .query_row([room.as_str()], |r| r.get(0))
                     .optional()

@@ -119,7 +119,7 @@ impl SqliteStore {
     ) -> StoreResult<Option<AccessRow>> {
         let user = user.map(Username::as_str);
         match &self.readers {
-            Some(readers) => readers.read(|c| {
+            Some(readers) => readers.checks.read(|c| {
                 c.prepare_cached(ACCESS)?
                     .query_row(
                         rusqlite::params![room.as_str(), user, now.as_millis()],
