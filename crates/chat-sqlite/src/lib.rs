@@ -85,10 +85,10 @@ const AUTOCHECKPOINT_PAGES: &str = "16384";
 /// (docs/BENCHMARKS.md, fix 28).
 const READER_MMAP_SIZE: i64 = 1 << 30;
 
-/// How many connections of their own the hot reads (`access`, history
-/// pages, `last_seq`) get, besides the pool: they run on the caller's
-/// thread, so more than the runtime's worker threads would never be used at
-/// once.
+/// How many connections of their own each set of hot readers (`access`
+/// and `last_seq`; history pages) gets, besides the pool: they run on the
+/// caller's thread, so more than the runtime's worker threads would never
+/// be used at once.
 const HOT_READERS: usize = 4;
 
 /// How to open the database.

@@ -14,12 +14,7 @@
 
 use chat_domain::StoreResult;
 use sqlx::pool::PoolConnection;
-use sqlx::query::Query;
-use sqlx::sqlite::SqliteArguments;
 use sqlx::{Sqlite, SqliteConnection, SqlitePool};
-
-/// A statement with its arguments bound, not yet run.
-pub(crate) type Statement = Query<'static, Sqlite, SqliteArguments>;
 
 use crate::error::store_error;
 
@@ -40,11 +35,14 @@ impl WriteTx {
         Ok(Self { conn, ended: false })
     }
 
-    /// Runs `statement`, whose SQL MUST end with `COMMIT`: the transaction's
-    /// last statements and its commit in one round trip. On failure rolls
-    /// back and returns the error.
-    pub(crate) async fn commit_with(mut self, statement: Statement) -> Result<(), sqlx::Error> {
-        match statement.execute(&mut *self.conn).await {
+    /// The connection, for statements inside the transaction.
+    pub(crate) fn conn(&mut self) -> &mut SqliteConnection {
+        &mut self.conn
+    }
+
+    /// Commits; on failure rolls back and returns the commit's error.
+    pub(crate) async fn commit(mut self) -> Result<(), sqlx::Error> {
+        match sqlx::query("COMMIT").execute(&mut *self.conn).await {
             Ok(_) => {
                 self.ended = true;
                 Ok(())
@@ -54,16 +52,6 @@ impl WriteTx {
                 Err(e)
             }
         }
-    }
-
-    /// The connection, for statements inside the transaction.
-    pub(crate) fn conn(&mut self) -> &mut SqliteConnection {
-        &mut self.conn
-    }
-
-    /// Commits; on failure rolls back and returns the commit's error.
-    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
-        self.commit_with(sqlx::query("COMMIT")).await
     }
 
     /// Rolls back.
