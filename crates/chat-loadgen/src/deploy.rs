@@ -4,6 +4,7 @@
 //! Also the HTTP side the load generator needs: users created through the
 //! admin API and logged in, rooms created as the admin.
 
+use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,7 +17,7 @@ use serde_json::json;
 
 use crate::client::Credential;
 use crate::process::{self, Spec, Supervised};
-use crate::procfs::Sample;
+use crate::procfs::{self, Sample, ThreadCpu};
 
 /// The first admin's password in every benchmark server: a throwaway
 /// database on loopback, deleted after the run.
@@ -252,6 +253,16 @@ impl Deployment {
             total = total.plus(node.process.sample()?);
         }
         Ok(total)
+    }
+
+    /// CPU seconds so far of every server node's threads, by thread id
+    /// (ids are unique across processes); a node whose threads cannot be
+    /// read adds none.
+    pub fn thread_cpu(&self) -> BTreeMap<u32, ThreadCpu> {
+        self.nodes
+            .iter()
+            .flat_map(|node| procfs::thread_cpu(node.process.pid()).unwrap_or_default())
+            .collect()
     }
 
     /// CPU and memory of the private Redis, if there is one.

@@ -122,6 +122,9 @@ pub struct LoadOutcome {
     pub reconnects: u64,
     /// Server CPU seconds from the start of sending to the end of the drain.
     pub server_cpu_s: f64,
+    /// The same by thread name (nanosecond-exact, so the shares add up to
+    /// about, not exactly, `server_cpu_s`).
+    pub server_cpu_by_thread: BTreeMap<String, f64>,
     /// Server reading at the end.
     pub server_end: Sample,
     /// Private Redis CPU seconds over the same span, if there is one.
@@ -250,6 +253,7 @@ pub async fn run(
     }
 
     let before = deployment.sample()?;
+    let threads_before = deployment.thread_cpu();
     let redis_before = deployment.redis_sample();
     let me_before = procfs::sample(std::process::id()).unwrap_or_default();
     let t0 = Instant::now() + Duration::from_millis(200);
@@ -300,6 +304,7 @@ pub async fn run(
         }
     };
     let after = deployment.sample()?;
+    let threads_after = deployment.thread_cpu();
     let redis_after = deployment.redis_sample();
     let me_after = procfs::sample(std::process::id()).unwrap_or_default();
     let wall_s = t0.elapsed().as_secs_f64();
@@ -314,6 +319,7 @@ pub async fn run(
         drained,
         wall_s,
         server_cpu_s: after.cpu_seconds - before.cpu_seconds,
+        server_cpu_by_thread: procfs::cpu_by_name(&threads_before, &threads_after),
         server_end: after,
         redis_cpu_s: redis_before
             .zip(redis_after)

@@ -1,6 +1,8 @@
 //! Server CPU time and memory, read from `/proc/PID/stat` (user + system
-//! ticks of every thread) and `/proc/PID/status` (`VmRSS`, `VmHWM`).
+//! ticks of every thread) and `/proc/PID/status` (`VmRSS`, `VmHWM`), and
+//! CPU time per thread name from `/proc/PID/task/*/schedstat`.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
@@ -167,6 +169,82 @@ pub fn sample(pid: u32) -> Result<Sample, ProcError> {
     })
 }
 
+/// Parses `/proc/PID/task/TID/schedstat`: nanoseconds on a CPU, the first
+/// of its three fields (exact, unlike the ticks of `stat`).
+///
+/// # Errors
+/// When the first field is not a number.
+pub fn parse_schedstat(pid: u32, text: &str) -> Result<u64, ProcError> {
+    text.split_whitespace()
+        .next()
+        .and_then(|ns| ns.parse().ok())
+        .ok_or_else(|| ProcError::Parse {
+            pid,
+            file: "task/*/schedstat",
+            why: format!("no run time in {text:?}"),
+        })
+}
+
+/// One thread's name and CPU seconds so far.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ThreadCpu {
+    /// Its name (`comm`, at most 15 bytes): `tokio-rt-worker`, ….
+    pub name: String,
+    /// CPU seconds since it started.
+    pub seconds: f64,
+}
+
+/// CPU seconds of each of `pid`'s threads so far, by thread id. Shows
+/// where a server's CPU goes: the tokio workers, SQLite's writer thread, ….
+/// Compare two readings by thread id ([`cpu_by_name`]): threads come and
+/// go (tokio's blocking pool lets idle ones exit), and a name's sum would
+/// drop with them.
+///
+/// # Errors
+/// When the task list cannot be read (the process is gone); a thread that
+/// exits while being read is left out.
+pub fn thread_cpu(pid: u32) -> Result<BTreeMap<u32, ThreadCpu>, ProcError> {
+    let dir = PathBuf::from(format!("/proc/{pid}/task"));
+    let tasks = std::fs::read_dir(&dir).map_err(|source| ProcError::Read { path: dir, source })?;
+    let mut threads = BTreeMap::new();
+    for task in tasks.flatten() {
+        let path = task.path();
+        let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) else {
+            continue;
+        };
+        let (Ok(comm), Ok(schedstat)) = (
+            std::fs::read_to_string(path.join("comm")),
+            std::fs::read_to_string(path.join("schedstat")),
+        ) else {
+            continue;
+        };
+        let ns = parse_schedstat(pid, &schedstat)?;
+        threads.insert(
+            tid,
+            ThreadCpu {
+                name: comm.trim().to_owned(),
+                seconds: ns as f64 / 1e9,
+            },
+        );
+    }
+    Ok(threads)
+}
+
+/// CPU seconds between two [`thread_cpu`] readings, summed by thread name:
+/// each thread of `after` less what it had in `before` (a new thread from
+/// zero). A thread that exited in between is left out, with its time.
+pub fn cpu_by_name(
+    before: &BTreeMap<u32, ThreadCpu>,
+    after: &BTreeMap<u32, ThreadCpu>,
+) -> BTreeMap<String, f64> {
+    let mut by_name = BTreeMap::new();
+    for (tid, now) in after {
+        let then = before.get(tid).map_or(0.0, |t| t.seconds);
+        *by_name.entry(now.name.clone()).or_insert(0.0) += now.seconds - then;
+    }
+    by_name
+}
+
 /// Whether `pid` is still running (present and not a zombie).
 pub fn alive(pid: u32) -> bool {
     stat(pid).is_ok_and(|s| s.state != 'Z' && s.state != 'X')
@@ -236,6 +314,50 @@ mod tests {
         );
         // A zombie's status has no Vm lines.
         assert!(parse_status(1, "Name:\tx\nState:\tZ (zombie)\n").is_err());
+    }
+
+    #[test]
+    fn schedstat_gives_nanoseconds_on_cpu() {
+        assert_eq!(
+            parse_schedstat(1, "123456789 2345 67\n").unwrap(),
+            123_456_789
+        );
+        assert!(parse_schedstat(1, "").is_err());
+        assert!(parse_schedstat(1, "lots 1 2").is_err());
+    }
+
+    #[test]
+    fn this_process_threads_are_read_by_id_and_compared_by_name() {
+        let me = std::process::id();
+        let before = thread_cpu(me).unwrap();
+        let spinner = std::thread::Builder::new()
+            .name("procfs-test".into())
+            .spawn(move || {
+                let start = std::time::Instant::now();
+                while start.elapsed() < std::time::Duration::from_millis(30) {
+                    std::hint::spin_loop();
+                }
+                thread_cpu(me).unwrap()
+            })
+            .unwrap();
+        let after = spinner.join().unwrap();
+        let by_name = cpu_by_name(&before, &after);
+        assert!(by_name["procfs-test"] >= 0.02, "{by_name:?}");
+    }
+
+    #[test]
+    fn a_thread_that_exits_between_readings_does_not_count_against_its_name() {
+        let cpu = |name: &str, seconds| ThreadCpu {
+            name: name.to_owned(),
+            seconds,
+        };
+        let before = BTreeMap::from([(1, cpu("worker", 5.0)), (2, cpu("worker", 9.0))]);
+        let after = BTreeMap::from([(1, cpu("worker", 6.5)), (3, cpu("writer", 0.25))]);
+        let by_name = cpu_by_name(&before, &after);
+        assert_eq!(
+            by_name,
+            BTreeMap::from([("worker".to_owned(), 1.5), ("writer".to_owned(), 0.25)])
+        );
     }
 
     #[test]

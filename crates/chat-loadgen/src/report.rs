@@ -51,6 +51,10 @@ pub struct Row {
     pub server_cpu_s: f64,
     /// Server CPU µs per delivered message.
     pub cpu_us_per_delivery: Option<f64>,
+    /// Server CPU seconds while measuring by thread name (all nodes), where
+    /// measured: how much went to the tokio workers, SQLite's writer, ….
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub server_cpu_by_thread: BTreeMap<String, f64>,
     /// Server resident memory at the end, KiB (all nodes).
     pub rss_kib: u64,
     /// Server peak resident memory (VmHWM), KiB (all nodes).
@@ -98,6 +102,7 @@ impl Row {
             ack_latency: None,
             server_cpu_s: 0.0,
             cpu_us_per_delivery: None,
+            server_cpu_by_thread: BTreeMap::new(),
             rss_kib: 0,
             hwm_kib: 0,
             bytes_per_connection: None,

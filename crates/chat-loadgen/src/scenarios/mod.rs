@@ -7,6 +7,8 @@ mod idle;
 mod ingest;
 mod resume;
 
+use std::collections::BTreeMap;
+
 use indicatif::ProgressBar;
 use serde::Serialize;
 
@@ -103,6 +105,28 @@ fn plural(n: usize, word: &str) -> String {
 }
 
 /// Fills a row from a room-load outcome.
+/// "tokio-rt-worker 71 %, hihichat-writer 27 %, …", largest first, the
+/// threads under 1 % left out; `None` when nothing was measured.
+fn thread_shares(by_thread: &BTreeMap<String, f64>) -> Option<String> {
+    let total: f64 = by_thread.values().filter(|s| **s > 0.0).sum();
+    if total <= 0.0 {
+        return None;
+    }
+    let mut shares: Vec<(&str, f64)> = by_thread
+        .iter()
+        .map(|(name, s)| (name.as_str(), 100.0 * s / total))
+        .filter(|(_, pct)| *pct >= 1.0)
+        .collect();
+    shares.sort_by(|a, b| b.1.total_cmp(&a.1));
+    Some(
+        shares
+            .iter()
+            .map(|(name, pct)| format!("{name} {pct:.0} %"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    )
+}
+
 fn fill_row(row: &mut Row, outcome: &LoadOutcome) {
     row.sent = outcome.sent;
     row.acked = outcome.acked;
@@ -114,6 +138,10 @@ fn fill_row(row: &mut Row, outcome: &LoadOutcome) {
     row.server_cpu_s = outcome.server_cpu_s;
     row.cpu_us_per_delivery =
         (outcome.deliveries > 0).then(|| outcome.server_cpu_s * 1e6 / outcome.deliveries as f64);
+    row.server_cpu_by_thread = outcome.server_cpu_by_thread.clone();
+    if let Some(shares) = thread_shares(&outcome.server_cpu_by_thread) {
+        row.notes.push(format!("server CPU by thread: {shares}"));
+    }
     row.rss_kib = outcome.server_end.rss_kib;
     row.hwm_kib = outcome.server_end.hwm_kib;
     row.redis_cpu_s = outcome.redis_cpu_s;
@@ -142,5 +170,28 @@ fn fill_row(row: &mut Row, outcome: &LoadOutcome) {
             "the load generator used {:.0}% of its core while sending: it may be what limits this step",
             100.0 * outcome.loadgen_busy
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thread_shares_are_largest_first_without_the_crumbs() {
+        let by_thread = BTreeMap::from([
+            ("hihichat-writer".to_owned(), 0.3),
+            ("tokio-rt-worker".to_owned(), 0.695),
+            ("hihichat".to_owned(), 0.005),
+        ]);
+        assert_eq!(
+            thread_shares(&by_thread).as_deref(),
+            Some("tokio-rt-worker 70 %, hihichat-writer 30 %")
+        );
+        assert_eq!(thread_shares(&BTreeMap::new()), None);
+        assert_eq!(
+            thread_shares(&BTreeMap::from([("idle".to_owned(), 0.0)])),
+            None
+        );
     }
 }
