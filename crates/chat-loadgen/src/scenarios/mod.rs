@@ -104,7 +104,6 @@ fn plural(n: usize, word: &str) -> String {
     }
 }
 
-/// Fills a row from a room-load outcome.
 /// "tokio-rt-worker 71 %, hihichat-writer 27 %, …", largest first, the
 /// threads under 1 % left out; `None` when nothing was measured.
 fn thread_shares(by_thread: &BTreeMap<String, f64>) -> Option<String> {
@@ -127,6 +126,7 @@ fn thread_shares(by_thread: &BTreeMap<String, f64>) -> Option<String> {
     )
 }
 
+/// Fills a row from a room-load outcome.
 fn fill_row(row: &mut Row, outcome: &LoadOutcome) {
     row.sent = outcome.sent;
     row.acked = outcome.acked;
