@@ -333,8 +333,14 @@ mod tests {
         let spinner = std::thread::Builder::new()
             .name("procfs-test".into())
             .spawn(move || {
-                let start = std::time::Instant::now();
-                while start.elapsed() < std::time::Duration::from_millis(30) {
+                // Spins until it has had 20 ms on a CPU by its own count,
+                // however busy the machine (a wall-clock spin could be
+                // preempted for most of its time).
+                let own = || {
+                    let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
+                    parse_schedstat(me, &text).unwrap()
+                };
+                while own() < 20_000_000 {
                     std::hint::spin_loop();
                 }
                 thread_cpu(me).unwrap()
