@@ -349,6 +349,8 @@ mod tests {
         let after = spinner.join().unwrap();
         let by_name = cpu_by_name(&before, &after);
         assert!(by_name["procfs-test"] >= 0.02, "{by_name:?}");
+        // Seconds, not milliseconds: it stopped right after its 20 ms.
+        assert!(by_name["procfs-test"] < 1.0, "{by_name:?}");
     }
 
     #[test]
