@@ -20,6 +20,7 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
@@ -27,6 +28,7 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::Sink;
 use futures::stream::SplitSink;
+use futures::task::AtomicWaker;
 use tokio::sync::Notify;
 
 /// The writing half of a connection's socket.
@@ -72,17 +74,49 @@ pub(super) enum Drive {
 
 /// Wakes the writer task: the waker of every in-place write, so that a
 /// socket that could not take a frame at once gets the writer's attention
-/// when it can.
+/// when it can, and what producers signal when they queue.
+///
+/// One task waits on it (the writer), so a flag and one registered waker
+/// do: a signal while the writer is busy is kept in the flag, as a
+/// `Notify` permit would be, and its next wait returns at once. A `Notify`
+/// would lock its waiter list on every wait and every signal; a big room
+/// queues one frame per member and event, so that was two lock round trips
+/// on a cold line per delivery.
 #[derive(Default)]
-struct Signal(Notify);
+struct Signal {
+    raised: AtomicBool,
+    writer: AtomicWaker,
+}
+
+impl Signal {
+    fn raise(&self) {
+        self.raised.store(true, Ordering::Release);
+        self.writer.wake();
+    }
+
+    /// Ready once raised since the last time it was ready.
+    fn poll_raised(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.raised.swap(false, Ordering::AcqRel) {
+            return Poll::Ready(());
+        }
+        self.writer.register(cx.waker());
+        // Raised between the check and the registration: that wake-up may
+        // have found no waker, so look again.
+        if self.raised.swap(false, Ordering::AcqRel) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
 
 impl Wake for Signal {
     fn wake(self: Arc<Self>) {
-        self.0.notify_one();
+        self.raise();
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.0.notify_one();
+        self.raise();
     }
 }
 
@@ -231,7 +265,7 @@ impl Outbox {
         state.queue.push_back(first);
         state.queue.push_back(second);
         drop(state);
-        self.queued.0.notify_one();
+        self.queued.raise();
         Ok(())
     }
 
@@ -247,7 +281,7 @@ impl Outbox {
         }
         state.queue.push_back(message);
         drop(state);
-        self.queued.0.notify_one();
+        self.queued.raise();
         Ok(())
     }
 
@@ -344,7 +378,7 @@ impl Outbox {
     /// Waits until something may need writing: a frame was queued, a socket
     /// that could not take a frame became ready, or the box closed.
     pub(super) async fn wanted(&self) {
-        self.queued.0.notified().await;
+        std::future::poll_fn(|cx| self.queued.poll_raised(cx)).await;
     }
 
     /// The writer's step: writes every queued frame into the socket and
@@ -419,7 +453,7 @@ impl Outbox {
         state.ending = Some(frame);
         drop(state);
         // The writer waits in `wanted` whether or not the peer is slow.
-        self.queued.0.notify_one();
+        self.queued.raise();
         self.room.notify_waiters();
     }
 }
@@ -433,6 +467,38 @@ pub(super) mod tests {
 
     fn text(s: &'static str) -> Message {
         Message::Text(s.into())
+    }
+
+    // The writer's signal keeps a raise that came while no one waited (the
+    // writer was busy writing), answers it once, and wakes a waiting writer.
+    #[tokio::test]
+    async fn the_writer_signal_keeps_one_raise_and_wakes_a_waiter() {
+        use futures::FutureExt as _;
+        let outbox = Arc::new(Outbox::new(4));
+        assert!(
+            outbox.wanted().now_or_never().is_none(),
+            "nothing raised yet"
+        );
+
+        outbox.queued.raise();
+        outbox.queued.raise();
+        assert!(outbox.wanted().now_or_never().is_some(), "a kept raise");
+        assert!(
+            outbox.wanted().now_or_never().is_none(),
+            "two raises before a wait are one"
+        );
+
+        let waiter = {
+            let o = Arc::clone(&outbox);
+            tokio::spawn(async move { o.wanted().await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiter.is_finished(), "the writer waits");
+        outbox.enqueue(text("a"), true).unwrap();
+        tokio::time::timeout(LONG, waiter)
+            .await
+            .expect("queueing wakes the writer")
+            .unwrap();
     }
 
     #[tokio::test]
