@@ -193,7 +193,7 @@ pub(super) fn run(
     let (sink, stream) = socket.split();
     let out = Arc::new(Outbox::new(state.config.outbound_queue));
     out.attach(sink);
-    let writer = tokio::spawn(write_loop(Arc::clone(&out)).instrument(span.clone()));
+    let writer = tokio::spawn(write_loop(Arc::clone(&out), span.clone()));
     // Boxed: the futures below move it around, and a pointer is cheaper to
     // keep twice than the state itself (async fns keep their arguments).
     let conn = Box::new(Connection {
@@ -1068,7 +1068,12 @@ fn read_error(e: &axum::Error) -> Close {
 /// buffer. Feeds everything waiting, then flushes once, so a burst costs one
 /// syscall rather than one per frame. A close request interrupts a write
 /// stuck on a slow peer.
-async fn write_loop(outbox: Arc<Outbox>) {
+///
+/// The task is not instrumented with the connection's `span`: it is polled
+/// once per queued delivery (most of a big room's), and entering a span on
+/// every poll costs the subscriber's bookkeeping each time. Its few events
+/// enter the span themselves.
+async fn write_loop(outbox: Arc<Outbox>, span: tracing::Span) {
     use std::task::Poll;
     loop {
         outbox.wanted().await;
@@ -1077,11 +1082,11 @@ async fn write_loop(outbox: Arc<Outbox>) {
             // thing to do is wait (the socket wakes `wanted` when it can).
             Poll::Ready(Drive::Done) | Poll::Pending => {}
             Poll::Ready(Drive::Broken(e)) => {
-                debug!(error = %e, "write failed");
+                span.in_scope(|| debug!(error = %e, "write failed"));
                 return;
             }
             Poll::Ready(Drive::Close(frame)) => {
-                return Box::pin(finish(outbox.detach(), frame)).await;
+                return Box::pin(finish(outbox.detach(), frame).instrument(span)).await;
             }
         }
     }
@@ -1118,7 +1123,7 @@ mod tests {
 
     fn size_of_writer<F, Fut>(_: F) -> usize
     where
-        F: FnOnce(Arc<Outbox>) -> Fut,
+        F: FnOnce(Arc<Outbox>, tracing::Span) -> Fut,
     {
         std::mem::size_of::<Fut>()
     }
@@ -1143,7 +1148,7 @@ mod tests {
         const FRAMES: usize = 3_000;
         let (out, mut client) = super::super::outbox::tests::connected(FRAMES).await;
         let out = Arc::new(out);
-        let writer = tokio::spawn(write_loop(Arc::clone(&out)));
+        let writer = tokio::spawn(write_loop(Arc::clone(&out), tracing::Span::none()));
 
         let padding = "x".repeat(2_000);
         for i in 0..FRAMES {
