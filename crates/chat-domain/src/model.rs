@@ -345,7 +345,9 @@ pub enum UserEvent {
         /// The direct room.
         room: RoomName,
     },
-    /// The user was deleted or their sessions revoked: their connections close.
+    /// Some or all of the user's sessions ended (deleted, password reset or
+    /// changed, logged out): each of their connections checks its own
+    /// session and closes if it was one of them.
     SessionsEnded,
     /// The user's permissions changed.
     PermissionsChanged,

@@ -5,9 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use chat_domain::{Actor, MessageText, RoomName, Username};
+use chat_domain::{Actor, MessageText, Password, RoomName, SessionId, Username};
 use chat_http::HttpConfig;
-use common::{Ended, close_code, spawn_app, spawn_app_with};
+use common::{Ended, PASSWORD, TestApp, Ws, close_code, spawn_app, spawn_app_with};
 use serde_json::json;
 use tokio_tungstenite::tungstenite;
 
@@ -826,6 +826,58 @@ async fn logging_out_elsewhere_ends_the_socket_with_1008() {
     assert_eq!(status, 204);
     let ended = ws.until_end(Duration::from_secs(5)).await;
     assert_eq!(close_code(&ended), Some(1008), "{ended:?}");
+}
+
+/// Logs `name` in twice and opens a socket on each session: the default
+/// heartbeat (20 s, a session check every third beat) is far longer than
+/// the tests below wait, so only the user-event notice can close a socket.
+async fn two_sessions(app: &TestApp, name: &str) -> ((String, Ws), (String, Ws)) {
+    app.user(name, &[]).await;
+    let here = app.login(name).await;
+    let there = app.login(name).await;
+    let (ws_here, ws_there) = (app.ws(Some(&here)).await, app.ws(Some(&there)).await);
+    ((here, ws_here), (there, ws_there))
+}
+
+/// The socket still answers.
+async fn still_open(ws: &mut Ws) {
+    ws.send(json!({"type": "ping", "cid": "still"})).await;
+    let pong = ws.recv_type("pong").await;
+    assert_eq!(pong["cid"], "still");
+}
+
+#[tokio::test]
+async fn changing_my_password_closes_my_other_sockets_at_once_but_not_this_one() {
+    let app = spawn_app().await;
+    let ((here, mut ws_here), (_, mut ws_there)) = two_sessions(&app, "bob").await;
+    // The account API lives in chat-admin; this is the service it calls.
+    let session = SessionId::parse(here.split_once('=').unwrap().1).unwrap();
+    app.services
+        .accounts
+        .change_own_password(
+            &app.actor("bob").await,
+            Some(&session),
+            PASSWORD,
+            Password::parse("a-new-password").unwrap(),
+        )
+        .await
+        .unwrap();
+    let ended = ws_there.until_end(Duration::from_secs(5)).await;
+    assert_eq!(close_code(&ended), Some(1008), "{ended:?}");
+    still_open(&mut ws_here).await;
+}
+
+#[tokio::test]
+async fn logging_out_closes_that_sessions_sockets_at_once_and_no_others() {
+    let app = spawn_app().await;
+    let ((_, mut ws_here), (there, mut ws_there)) = two_sessions(&app, "bob").await;
+    let (status, _) = app
+        .send_json(reqwest::Method::DELETE, "/api/session", Some(&there), None)
+        .await;
+    assert_eq!(status, 204);
+    let ended = ws_there.until_end(Duration::from_secs(5)).await;
+    assert_eq!(close_code(&ended), Some(1008), "{ended:?}");
+    still_open(&mut ws_here).await;
 }
 
 #[tokio::test]

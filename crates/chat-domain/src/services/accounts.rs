@@ -242,12 +242,18 @@ impl Accounts {
         })
     }
 
-    /// Ends a session.
+    /// Ends a session; the user's live connections on it close at once
+    /// (the others re-check theirs and stay).
     ///
     /// # Errors
     /// Store failures.
     pub async fn logout(&self, session: &SessionId) -> Result<(), AccountError> {
-        Ok(self.sessions.delete_session(session).await?)
+        let owner = self.sessions.session(session, self.clock.now()).await?;
+        self.sessions.delete_session(session).await?;
+        if let Some(owner) = owner {
+            self.notify(&owner.user, UserEvent::SessionsEnded).await;
+        }
+        Ok(())
     }
 
     fn require_admin(actor: &Actor) -> Result<(), AccountError> {
@@ -402,6 +408,11 @@ impl Accounts {
             .sessions
             .delete_user_sessions(&user.name, current)
             .await?;
+        if ended > 0 {
+            // Someone who changes their password because it leaked wants the
+            // other sockets gone now, not at their next session check.
+            self.notify(&user.name, UserEvent::SessionsEnded).await;
+        }
         self.audit
             .record(
                 actor,

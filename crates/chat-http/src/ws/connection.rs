@@ -44,6 +44,18 @@ mod code {
     pub const TRY_AGAIN: u16 = 1013;
 }
 
+/// What a session check that the store cannot answer does.
+#[derive(Debug, Clone, Copy)]
+enum Unsure {
+    /// Go on with what we know: a periodic check, or permissions that
+    /// changed (the store being down says nothing about the session).
+    KeepServing,
+    /// Close with 1013: the notice said sessions were revoked, and a
+    /// connection that cannot show its own survived must not go on as if
+    /// it had. The client reconnects, and the upgrade checks the session.
+    Close,
+}
+
 /// How many messages `joined` carries at most when resuming with `since`.
 const RESUME_LIMIT: usize = 1000;
 /// How many messages `joined` carries without `since`.
@@ -57,8 +69,10 @@ const CLOSE_DRAIN: Duration = Duration::from_secs(2);
 /// How long a full outgoing queue may stay full before the client counts as
 /// a slow consumer. Meanwhile its rooms' subscriptions hold their events.
 const SLOW_CONSUMER_GRACE: Duration = Duration::from_secs(2);
-/// Check the session every this many heartbeats, so a logout elsewhere ends
-/// this socket within a minute or so without a store read per beat.
+/// Check the session every this many heartbeats, so a session that ended
+/// closes this socket within a minute or so even if the user-event notice
+/// that normally closes it at once was lost (a bus outage), without a
+/// store read per beat.
 const SESSION_CHECK_EVERY: u32 = 3;
 
 /// Any frames at all: generous for a person, tight for a script.
@@ -915,19 +929,21 @@ impl Connection {
             Some(Delivery::Lagged) => {
                 // Whatever was missed, the store knows: is the session still
                 // valid, and which direct rooms exist?
-                self.refresh_actor().await?;
+                self.refresh_actor(Unsure::KeepServing).await?;
                 self.follow_directs().await
             }
             Some(Delivery::Event(event)) => match &*event {
-                UserEvent::SessionsEnded => Err(Close::With(code::POLICY, "session ended")),
-                UserEvent::PermissionsChanged => self.refresh_actor().await,
+                UserEvent::SessionsEnded => self.refresh_actor(Unsure::Close).await,
+                UserEvent::PermissionsChanged => self.refresh_actor(Unsure::KeepServing).await,
                 UserEvent::DirectRoom { room } => self.follow_new_direct(room.clone()).await,
             },
         }
     }
 
-    /// Re-reads who the session belongs to; a session that ended closes the socket.
-    async fn refresh_actor(&mut self) -> Flow {
+    /// Re-reads who the session belongs to; a session that ended closes
+    /// the socket (1008). `unsure` says what a store that cannot answer
+    /// means.
+    async fn refresh_actor(&mut self, unsure: Unsure) -> Flow {
         let Some(session) = &self.session else {
             return Ok(());
         };
@@ -938,9 +954,11 @@ impl Connection {
             }
             Ok(_) => Err(Close::With(code::POLICY, "session ended")),
             Err(e) => {
-                // The store is down; keep serving with what we know.
                 warn!(error = %e, "could not re-check the session");
-                Ok(())
+                match unsure {
+                    Unsure::KeepServing => Ok(()),
+                    Unsure::Close => Err(Close::With(code::TRY_AGAIN, "try again later")),
+                }
             }
         }
     }
@@ -954,7 +972,7 @@ impl Connection {
             .await?;
         self.beats = self.beats.wrapping_add(1);
         if self.beats % SESSION_CHECK_EVERY == 0 {
-            self.refresh_actor().await?;
+            self.refresh_actor(Unsure::KeepServing).await?;
         }
         let joined: Vec<RoomName> = self
             .rooms
