@@ -208,6 +208,20 @@ pub trait RoomRepository: Send + Sync + 'static {
     /// Only store failures.
     async fn member_count(&self, room: &RoomName) -> StoreResult<u64>;
 
+    /// [`RoomRepository::member_count`] of each of `rooms`, in their order
+    /// (0 for a missing room), for listings: an adapter whose reads cost a
+    /// round trip SHOULD answer in one; the default asks room by room.
+    ///
+    /// # Errors
+    /// Only store failures.
+    async fn member_counts(&self, rooms: &[RoomName]) -> StoreResult<Vec<u64>> {
+        let mut counts = Vec::with_capacity(rooms.len());
+        for room in rooms {
+            counts.push(self.member_count(room).await?);
+        }
+        Ok(counts)
+    }
+
     /// Whether `user` is a member (false for a missing room).
     ///
     /// # Errors
@@ -391,6 +405,21 @@ pub trait MessageLog: Send + Sync + 'static {
     /// # Errors
     /// Only store failures.
     async fn last_seq(&self, room: &RoomName) -> StoreResult<Seq>;
+
+    /// [`MessageLog::last_seq`] of each of `rooms`, in their order
+    /// (`Seq::ZERO` for a missing room), for listings: an adapter whose
+    /// reads cost a round trip SHOULD answer in one; the default asks room
+    /// by room.
+    ///
+    /// # Errors
+    /// Only store failures.
+    async fn last_seqs(&self, rooms: &[RoomName]) -> StoreResult<Vec<Seq>> {
+        let mut seqs = Vec::with_capacity(rooms.len());
+        for room in rooms {
+            seqs.push(self.last_seq(room).await?);
+        }
+        Ok(seqs)
+    }
 
     /// Deletes up to `batch` messages stamped before `cutoff`, in any rooms,
     /// direct rooms included; returns how many went.

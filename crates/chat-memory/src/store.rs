@@ -306,6 +306,14 @@ impl RoomRepository for MemoryStore {
             .map_or(0, |r| r.members.len() as u64))
     }
 
+    async fn member_counts(&self, rooms: &[RoomName]) -> StoreResult<Vec<u64>> {
+        let state = self.state();
+        Ok(rooms
+            .iter()
+            .map(|room| state.rooms.get(room).map_or(0, |r| r.members.len() as u64))
+            .collect())
+    }
+
     async fn is_member(&self, room: &RoomName, user: &Username) -> StoreResult<bool> {
         Ok(self
             .state()
@@ -460,6 +468,14 @@ impl MessageLog for MemoryStore {
             .rooms
             .get(room)
             .map_or(Seq::ZERO, |r| r.last_seq))
+    }
+
+    async fn last_seqs(&self, rooms: &[RoomName]) -> StoreResult<Vec<Seq>> {
+        let state = self.state();
+        Ok(rooms
+            .iter()
+            .map(|room| state.rooms.get(room).map_or(Seq::ZERO, |r| r.last_seq))
+            .collect())
     }
 
     async fn delete_before(&self, cutoff: Timestamp, batch: usize) -> StoreResult<u64> {

@@ -291,6 +291,13 @@ async fn a_private_room_is_not_found_by_outsiders_and_not_listed() {
             .any(|r| r.room.name == secret && r.last_seq == Seq::new(1))
     );
     assert!(app.services.rooms.get(&admin, &secret).await.is_ok());
+    let for_admin = app.services.rooms.list(&admin).await.unwrap();
+    assert!(
+        for_admin
+            .iter()
+            .any(|r| r.room.name == secret && r.members == 1),
+        "admins see private rooms in the listing too"
+    );
 
     // Once the creator lets bob in, he sees it.
     let bob_name = bob.user().unwrap().name.clone();

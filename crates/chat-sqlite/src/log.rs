@@ -223,6 +223,19 @@ impl MessageLog for SqliteStore {
         last.map_or(Ok(Seq::ZERO), seq_from_db)
     }
 
+    async fn last_seqs(&self, rooms: &[RoomName]) -> StoreResult<Vec<Seq>> {
+        self.keyed_integers(
+            "SELECT name, last_seq FROM rooms WHERE name IN (",
+            ")",
+            rooms,
+            0,
+        )
+        .await?
+        .into_iter()
+        .map(seq_from_db)
+        .collect()
+    }
+
     async fn delete_before(&self, cutoff: Timestamp, batch: usize) -> StoreResult<u64> {
         // One bounded DELETE per call keeps the write lock short, so appends
         // queued behind a sweep wait for one batch, not for the whole backlog.

@@ -138,6 +138,45 @@ impl SqliteStore {
     }
 }
 
+/// How many room names one keyed read binds: well under SQLite's limit of
+/// 32,766 parameters, and small enough that one statement stays quick.
+const NAMES_PER_READ: usize = 500;
+
+impl SqliteStore {
+    /// One integer per room of `rooms`, in their order, from `select`, a
+    /// statement that answers `(room name, value)` rows for the names bound
+    /// into its trailing `IN (`; `missing` where it has no row. One
+    /// statement per [`NAMES_PER_READ`] rooms, not one per room: listings
+    /// call this.
+    pub(crate) async fn keyed_integers(
+        &self,
+        select: &str,
+        then: &str,
+        rooms: &[RoomName],
+        missing: i64,
+    ) -> StoreResult<Vec<i64>> {
+        let mut found = std::collections::HashMap::with_capacity(rooms.len());
+        for chunk in rooms.chunks(NAMES_PER_READ) {
+            let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(select);
+            let mut names = query.separated(", ");
+            for room in chunk {
+                names.push_bind(room.as_str());
+            }
+            names.push_unseparated(then);
+            let rows: Vec<(String, i64)> = query
+                .build_query_as()
+                .fetch_all(&self.pool)
+                .await
+                .map_err(store_error)?;
+            found.extend(rows);
+        }
+        Ok(rooms
+            .iter()
+            .map(|room| found.get(room.as_str()).copied().unwrap_or(missing))
+            .collect())
+    }
+}
+
 #[async_trait]
 impl RoomRepository for SqliteStore {
     async fn create_room(&self, new: NewRoom) -> StoreResult<Room> {
@@ -258,6 +297,19 @@ impl RoomRepository for SqliteStore {
             .await
             .map_err(store_error)?;
         count_from_db(n)
+    }
+
+    async fn member_counts(&self, rooms: &[RoomName]) -> StoreResult<Vec<u64>> {
+        self.keyed_integers(
+            "SELECT room, COUNT(*) FROM room_members WHERE room IN (",
+            ") GROUP BY room",
+            rooms,
+            0,
+        )
+        .await?
+        .into_iter()
+        .map(count_from_db)
+        .collect()
     }
 
     async fn is_member(&self, room: &RoomName, user: &Username) -> StoreResult<bool> {

@@ -117,6 +117,48 @@ pub async fn seqs_are_counted_per_room<S: MessageLog + RoomRepository + UserRepo
     assert_eq!(store.last_seq(&room_name("b")).await.unwrap(), Seq::new(3));
 }
 
+/// `last_seqs` answers what `last_seq` answers for each room, in the order
+/// asked, with `Seq::ZERO` for rooms without messages and missing rooms;
+/// one room and no rooms work too.
+pub async fn last_seqs_agree_with_last_seq<S: MessageLog + RoomRepository + UserRepository>(
+    store: Arc<S>,
+) {
+    setup(store.as_ref(), &["a", "b", "quiet"]).await;
+    append_n(store.as_ref(), "a", 3, 1).await;
+    append_n(store.as_ref(), "b", 1, 1).await;
+    let direct = store
+        .create_room(new_direct_room("alice", "bob"))
+        .await
+        .unwrap()
+        .name;
+    store
+        .append(message(direct.as_str(), "alice", "hi"))
+        .await
+        .unwrap();
+    let asked = [
+        room_name("b"),
+        room_name("missing"),
+        room_name("a"),
+        room_name("quiet"),
+        direct,
+    ];
+    let mut one_by_one = Vec::new();
+    for room in &asked {
+        one_by_one.push(store.last_seq(room).await.unwrap());
+    }
+    assert_eq!(
+        one_by_one,
+        [1, 0, 3, 0, 1].map(Seq::new).to_vec(),
+        "the single reads"
+    );
+    assert_eq!(store.last_seqs(&asked).await.unwrap(), one_by_one);
+    assert_eq!(
+        store.last_seqs(&[room_name("a")]).await.unwrap(),
+        vec![Seq::new(3)]
+    );
+    assert!(store.last_seqs(&[]).await.unwrap().is_empty());
+}
+
 /// Eight tasks appending fifty messages each into one room get exactly the
 /// seqs 1..=400: no gap, no repeat, and the log agrees.
 pub async fn concurrent_appends_get_every_seq_exactly_once<

@@ -186,6 +186,38 @@ pub async fn members_are_added_and_removed_once<S: RoomRepository + UserReposito
     assert_eq!(store.members(&r.name).await.unwrap(), names(&["alice"]));
 }
 
+/// `member_counts` answers what `member_count` answers for each room, in
+/// the order asked, with 0 for a missing room; one room and no rooms work
+/// too.
+pub async fn member_counts_agree_with_member_count<S: RoomRepository + UserRepository>(
+    store: Arc<S>,
+) {
+    create_users(store.as_ref(), &["alice", "bob", "carol"]).await;
+    let big = store.create_room(new_room("big", "alice")).await.unwrap();
+    for n in ["bob", "carol"] {
+        store.add_member(&big.name, &name(n)).await.unwrap();
+    }
+    let small = store.create_room(new_room("small", "bob")).await.unwrap();
+    let direct = store
+        .create_room(new_direct_room("alice", "carol"))
+        .await
+        .unwrap();
+    let asked = [
+        small.name,
+        room_name("missing"),
+        big.name.clone(),
+        direct.name,
+    ];
+    let mut one_by_one = Vec::new();
+    for room in &asked {
+        one_by_one.push(store.member_count(room).await.unwrap());
+    }
+    assert_eq!(one_by_one, vec![1, 0, 3, 2], "the single reads");
+    assert_eq!(store.member_counts(&asked).await.unwrap(), one_by_one);
+    assert_eq!(store.member_counts(&[big.name]).await.unwrap(), vec![3]);
+    assert!(store.member_counts(&[]).await.unwrap().is_empty());
+}
+
 /// Members are listed sorted by name, whatever order they joined in.
 pub async fn members_are_sorted_by_name<S: RoomRepository + UserRepository>(store: Arc<S>) {
     let all = ["zed", "小明", "alice", "Bob", "mike"];

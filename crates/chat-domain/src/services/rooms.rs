@@ -1,10 +1,11 @@
 //! `Rooms`: listing, creating, opening and joining rooms, and direct rooms.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use tracing::instrument;
 
-use super::{Auditor, standing, visible_room};
+use super::{Auditor, visible_room};
 use crate::clock::Clock;
 use crate::error::RoomError;
 use crate::model::{AuditAction, NewRoom, Room, RoomSummary, Visibility};
@@ -66,25 +67,48 @@ impl Rooms {
     /// # Errors
     /// Store failures.
     pub async fn list(&self, actor: &Actor) -> Result<Vec<RoomSummary>, RoomError> {
-        let mut out = Vec::new();
-        for room in self.rooms.rooms().await? {
-            // Anyone may see a public room: ask about standing only for private ones.
-            let standing = match room.visibility {
-                Visibility::Public => Standing::default(),
-                Visibility::Private => standing(&self.rooms, actor, &room.name).await?,
-            };
-            if !policy::may_see(actor, &room, standing) {
-                continue;
-            }
-            let members = self.rooms.member_count(&room.name).await?;
-            let last_seq = self.log.last_seq(&room.name).await?;
-            out.push(RoomSummary {
+        let all = self.rooms.rooms().await?;
+        // Seeing a room depends only on membership (`banned` never hides
+        // one), so one read of the caller's rooms answers for every private
+        // room, and a fixed number of reads lists any number of rooms.
+        let mine: HashSet<RoomName> = match actor.user() {
+            Some(u) if all.iter().any(|r| r.visibility == Visibility::Private) => self
+                .rooms
+                .rooms_of(&u.name)
+                .await?
+                .into_iter()
+                .map(|r| r.name)
+                .collect(),
+            _ => HashSet::new(),
+        };
+        let visible: Vec<Room> = all
+            .into_iter()
+            .filter(|room| {
+                let standing = Standing {
+                    member: mine.contains(&room.name),
+                    banned: false,
+                };
+                policy::may_see(actor, room, standing)
+            })
+            .collect();
+        let names: Vec<RoomName> = visible.iter().map(|r| r.name.clone()).collect();
+        let members = self.rooms.member_counts(&names).await?;
+        let seqs = self.log.last_seqs(&names).await?;
+        if members.len() != names.len() || seqs.len() != names.len() {
+            return Err(RoomError::Store(StoreError::unexpected(
+                "the store answered a listing with the wrong number of rooms",
+            )));
+        }
+        Ok(visible
+            .into_iter()
+            .zip(members)
+            .zip(seqs)
+            .map(|((room, members), last_seq)| RoomSummary {
                 room,
                 members,
                 last_seq,
-            });
-        }
-        Ok(out)
+            })
+            .collect())
     }
 
     /// Creates a room; the creator becomes its first member.

@@ -162,6 +162,25 @@ impl MessageLog for RedisStore {
         Ok(Seq::new(raw.unwrap_or(0)))
     }
 
+    async fn last_seqs(&self, rooms: &[RoomName]) -> StoreResult<Vec<Seq>> {
+        if rooms.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One round trip for the whole listing: each call only queues.
+        let pipeline = self.client.pipeline();
+        for room in rooms {
+            let () = pipeline
+                .get(self.keys.room_seq(room))
+                .await
+                .map_err(from_fred)?;
+        }
+        let raw: Vec<Option<u64>> = pipeline.all().await.map_err(from_fred)?;
+        Ok(raw
+            .into_iter()
+            .map(|seq| Seq::new(seq.unwrap_or(0)))
+            .collect())
+    }
+
     async fn delete_before(&self, cutoff: Timestamp, batch: usize) -> StoreResult<u64> {
         if batch == 0 {
             return Ok(0);

@@ -216,6 +216,22 @@ impl RoomRepository for RedisStore {
             .map_err(from_fred)
     }
 
+    async fn member_counts(&self, rooms: &[RoomName]) -> StoreResult<Vec<u64>> {
+        if rooms.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One round trip for the whole listing: each call only queues.
+        let pipeline = self.client.pipeline();
+        for room in rooms {
+            let () = pipeline
+                .scard(self.keys.room_members(room))
+                .await
+                .map_err(from_fred)?;
+        }
+        let counts: Vec<u64> = pipeline.all().await.map_err(from_fred)?;
+        Ok(counts)
+    }
+
     async fn is_member(&self, room: &RoomName, user: &Username) -> StoreResult<bool> {
         self.client
             .sismember(self.keys.room_members(room), user.as_str())
