@@ -228,7 +228,6 @@ impl MessageLog for SqliteStore {
             "SELECT name, last_seq FROM rooms WHERE name IN (",
             ")",
             rooms,
-            0,
         )
         .await?
         .into_iter()

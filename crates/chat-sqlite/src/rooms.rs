@@ -145,15 +145,14 @@ const NAMES_PER_READ: usize = 500;
 impl SqliteStore {
     /// One integer per room of `rooms`, in their order, from `select`, a
     /// statement that answers `(room name, value)` rows for the names bound
-    /// into its trailing `IN (`; `missing` where it has no row. One
-    /// statement per [`NAMES_PER_READ`] rooms, not one per room: listings
-    /// call this.
+    /// into its trailing `IN (`, closed by `then`; 0 where it has no row
+    /// (no members, no messages, no room). One statement per
+    /// [`NAMES_PER_READ`] rooms, not one per room: listings call this.
     pub(crate) async fn keyed_integers(
         &self,
         select: &str,
         then: &str,
         rooms: &[RoomName],
-        missing: i64,
     ) -> StoreResult<Vec<i64>> {
         let mut found = std::collections::HashMap::with_capacity(rooms.len());
         for chunk in rooms.chunks(NAMES_PER_READ) {
@@ -172,7 +171,7 @@ impl SqliteStore {
         }
         Ok(rooms
             .iter()
-            .map(|room| found.get(room.as_str()).copied().unwrap_or(missing))
+            .map(|room| found.get(room.as_str()).copied().unwrap_or(0))
             .collect())
     }
 }
@@ -304,7 +303,6 @@ impl RoomRepository for SqliteStore {
             "SELECT room, COUNT(*) FROM room_members WHERE room IN (",
             ") GROUP BY room",
             rooms,
-            0,
         )
         .await?
         .into_iter()

@@ -163,22 +163,18 @@ impl MessageLog for RedisStore {
     }
 
     async fn last_seqs(&self, rooms: &[RoomName]) -> StoreResult<Vec<Seq>> {
-        if rooms.is_empty() {
-            return Ok(Vec::new());
-        }
-        // One round trip for the whole listing: each call only queues.
-        let pipeline = self.client.pipeline();
-        for room in rooms {
-            let () = pipeline
-                .get(self.keys.room_seq(room))
-                .await
-                .map_err(from_fred)?;
-        }
-        let raw: Vec<Option<u64>> = pipeline.all().await.map_err(from_fred)?;
-        Ok(raw
+        let keys = rooms.iter().map(|r| self.keys.room_seq(r)).collect();
+        self.each_key("GET", keys)
+            .await?
             .into_iter()
-            .map(|seq| Seq::new(seq.unwrap_or(0)))
-            .collect())
+            .map(|reply| match reply {
+                Value::Null => Ok(Seq::ZERO),
+                other => other
+                    .as_u64()
+                    .map(Seq::new)
+                    .ok_or_else(|| corrupt(format!("room seq {other:?}"))),
+            })
+            .collect()
     }
 
     async fn delete_before(&self, cutoff: Timestamp, batch: usize) -> StoreResult<u64> {

@@ -12,9 +12,34 @@ mod sessions;
 mod users;
 
 use chat_domain::{StoreResult, Timestamp};
-use fred::types::Value;
+use fred::interfaces::ClientLike as _;
+use fred::types::{ClusterHash, CustomCommand, Value};
 
+use crate::RedisStore;
 use crate::codec::corrupt;
+use crate::error::from_fred;
+
+impl RedisStore {
+    /// `command key` for each of `keys`, pipelined: one round trip however
+    /// many keys (listings read one key per room), the replies in order.
+    async fn each_key(&self, command: &'static str, keys: Vec<String>) -> StoreResult<Vec<Value>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pipeline = self.client.pipeline();
+        for key in keys {
+            // Only queues (`()` is the "queued" reply); `all` sends.
+            let () = pipeline
+                .custom(
+                    CustomCommand::new_static(command, ClusterHash::FirstKey, false),
+                    vec![key],
+                )
+                .await
+                .map_err(from_fred)?;
+        }
+        array(pipeline.all::<Value>().await.map_err(from_fred)?)
+    }
+}
 
 /// A reply that should be an array of strings (nil reads as empty).
 fn strings(value: Value) -> StoreResult<Vec<String>> {

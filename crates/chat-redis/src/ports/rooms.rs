@@ -217,19 +217,15 @@ impl RoomRepository for RedisStore {
     }
 
     async fn member_counts(&self, rooms: &[RoomName]) -> StoreResult<Vec<u64>> {
-        if rooms.is_empty() {
-            return Ok(Vec::new());
-        }
-        // One round trip for the whole listing: each call only queues.
-        let pipeline = self.client.pipeline();
-        for room in rooms {
-            let () = pipeline
-                .scard(self.keys.room_members(room))
-                .await
-                .map_err(from_fred)?;
-        }
-        let counts: Vec<u64> = pipeline.all().await.map_err(from_fred)?;
-        Ok(counts)
+        let keys = rooms.iter().map(|r| self.keys.room_members(r)).collect();
+        self.each_key("SCARD", keys)
+            .await?
+            .iter()
+            .map(|reply| {
+                let n = integer(reply)?;
+                u64::try_from(n).map_err(|_| corrupt(format!("member count {n}")))
+            })
+            .collect()
     }
 
     async fn is_member(&self, room: &RoomName, user: &Username) -> StoreResult<bool> {
