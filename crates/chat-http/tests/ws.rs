@@ -3,11 +3,20 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use chat_domain::{Actor, MessageText, Password, RoomName, SessionId, Username};
+use chat_domain::{
+    Actor, MessageText, Password, Ports, RoomEvents as _, RoomName, Session, SessionId,
+    SessionStore, StoreError, StoreResult, SystemClock, Timestamp, UserEvent, Username,
+};
 use chat_http::HttpConfig;
-use common::{Ended, PASSWORD, TestApp, Ws, close_code, spawn_app, spawn_app_with};
+use chat_memory::MemoryStore;
+use common::{
+    Ended, PASSWORD, TestApp, Ws, close_code, spawn_app, spawn_app_on, spawn_app_with,
+    test_services,
+};
 use serde_json::json;
 use tokio_tungstenite::tungstenite;
 
@@ -878,6 +887,62 @@ async fn logging_out_closes_that_sessions_sockets_at_once_and_no_others() {
     let ended = ws_there.until_end(Duration::from_secs(5)).await;
     assert_eq!(close_code(&ended), Some(1008), "{ended:?}");
     still_open(&mut ws_here).await;
+}
+
+/// The sessions of a [`MemoryStore`], with reads that can be made to fail
+/// as a store that cannot be reached does.
+struct FlakySessions {
+    inner: Arc<MemoryStore>,
+    down: AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl SessionStore for FlakySessions {
+    async fn create_session(&self, session: Session) -> StoreResult<()> {
+        self.inner.create_session(session).await
+    }
+
+    async fn session(&self, id: &SessionId, now: Timestamp) -> StoreResult<Option<Session>> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(StoreError::unavailable("the session store is down (test)"));
+        }
+        self.inner.session(id, now).await
+    }
+
+    async fn delete_session(&self, id: &SessionId) -> StoreResult<()> {
+        self.inner.delete_session(id).await
+    }
+
+    async fn delete_user_sessions(
+        &self,
+        user: &Username,
+        keep: Option<&SessionId>,
+    ) -> StoreResult<u64> {
+        self.inner.delete_user_sessions(user, keep).await
+    }
+}
+
+#[tokio::test]
+async fn a_revocation_notice_the_store_cannot_check_closes_with_1013() {
+    let store = Arc::new(MemoryStore::new());
+    let sessions = Arc::new(FlakySessions {
+        inner: Arc::clone(&store),
+        down: AtomicBool::new(false),
+    });
+    let mut ports = Ports::single(Arc::clone(&store), Arc::new(SystemClock));
+    ports.sessions = Arc::clone(&sessions) as Arc<dyn SessionStore>;
+    let app = spawn_app_on(&ports, Vec::new(), HttpConfig::default(), test_services()).await;
+    app.user("bob", &[]).await;
+    let bob = app.login("bob").await;
+    let mut ws = app.ws(Some(&bob)).await;
+
+    sessions.down.store(true, Ordering::SeqCst);
+    store
+        .publish_user(&Username::parse("bob").unwrap(), UserEvent::SessionsEnded)
+        .await
+        .unwrap();
+    let ended = ws.until_end(Duration::from_secs(5)).await;
+    assert_eq!(close_code(&ended), Some(1013), "{ended:?}");
 }
 
 #[tokio::test]

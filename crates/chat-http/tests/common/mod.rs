@@ -76,14 +76,22 @@ pub async fn spawn_app_with_services(
     extra_health: Vec<Arc<dyn HealthCheck>>,
     service_config: ServiceConfig,
 ) -> TestApp {
-    init_tracing();
     let store = Arc::new(MemoryStore::new());
-    let services = Services::new(
-        &Ports::single(Arc::clone(&store), Arc::new(SystemClock)),
-        service_config,
-    );
+    let ports = Ports::single(Arc::clone(&store), Arc::new(SystemClock));
     let mut health: Vec<Arc<dyn HealthCheck>> = vec![store];
     health.extend(extra_health);
+    spawn_app_on(&ports, health, config, service_config).await
+}
+
+/// An app on the given ports (a test that swaps one for a failing one).
+pub async fn spawn_app_on(
+    ports: &Ports,
+    health: Vec<Arc<dyn HealthCheck>>,
+    config: HttpConfig,
+    service_config: ServiceConfig,
+) -> TestApp {
+    init_tracing();
+    let services = Services::new(ports, service_config);
     let shutdown = Shutdown::new();
     let state = AppState::new(&services, health, config, shutdown.clone());
     let app = chat_http::router(state, axum::Router::new());
