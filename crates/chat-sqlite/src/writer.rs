@@ -496,6 +496,12 @@ fn store_own(
             m.kind.as_str(),
         ))?;
         answers.push(fresh_message(m, seq));
+        // The writer's panic path has no trigger from outside: the unit
+        // tests get one, after a row is written and before the COMMIT.
+        #[cfg(test)]
+        if m.text.as_str() == tests::PANIC_TEXT {
+            panic!("a test asked the writer to panic mid-group");
+        }
     }
     drop((earlier, reserve, insert));
     conn.prepare_cached("COMMIT")?.execute([])?;
@@ -656,6 +662,38 @@ mod tests {
             out.push(answer.await.unwrap());
         }
         out
+    }
+
+    /// A message with this text makes the writer panic after writing its
+    /// row (see `store_own`).
+    pub(super) const PANIC_TEXT: &str = "writer, panic now";
+
+    // A panic inside a group is caught on the writer's thread: the group's
+    // callers get `Unavailable`, nothing of the group is stored (its
+    // transaction dies with the connection), and the next group works on a
+    // new connection, with the seq the panicked message had reserved
+    // given out again.
+    #[tokio::test]
+    async fn a_group_that_panics_fails_its_callers_stores_nothing_and_the_writer_goes_on() {
+        let (_dir, store) = store().await;
+        store
+            .append(message("lobby", "alice", "before"))
+            .await
+            .unwrap();
+        let failed = store
+            .append(message("lobby", "bob", PANIC_TEXT))
+            .await
+            .unwrap_err();
+        assert!(matches!(failed, StoreError::Unavailable(_)), "{failed:?}");
+        let after = store
+            .append(message("lobby", "alice", "after"))
+            .await
+            .unwrap();
+        assert_eq!(after.message.seq, Seq::new(2));
+        assert_eq!(
+            texts(&store, "lobby").await,
+            vec![(1, "before".to_owned()), (2, "after".to_owned())]
+        );
     }
 
     fn seq_of(answer: &StoreResult<Appended>) -> (u64, bool) {
