@@ -107,6 +107,10 @@ fn room_access(row: AccessRow) -> StoreResult<RoomAccess> {
     })
 }
 
+/// How many room names one keyed read binds: well under SQLite's limit of
+/// 32,766 parameters, and small enough that one statement stays quick.
+const NAMES_PER_READ: usize = 500;
+
 impl SqliteStore {
     /// The row of the `access` statement, if the room exists: on a hot
     /// reader (no thread hand-off: this runs on every send), or on the pool
@@ -136,13 +140,7 @@ impl SqliteStore {
                 .map_err(store_error),
         }
     }
-}
 
-/// How many room names one keyed read binds: well under SQLite's limit of
-/// 32,766 parameters, and small enough that one statement stays quick.
-const NAMES_PER_READ: usize = 500;
-
-impl SqliteStore {
     /// One integer per room of `rooms`, in their order, from `select`, a
     /// statement that answers `(room name, value)` rows for the names bound
     /// into its trailing `IN (`, closed by `then`; 0 where it has no row

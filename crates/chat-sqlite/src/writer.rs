@@ -282,7 +282,6 @@ fn group_thread(
     let thread = std::thread::Builder::new()
         .name("hihichat-writer".into())
         .spawn(move || {
-            let options = own.options.clone();
             let mut own = own;
             while let Ok((jobs, done)) = rx.recv() {
                 let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -299,7 +298,7 @@ fn group_thread(
                     // (`Unavailable`); the next group gets a new connection.
                     Err(_) => {
                         tracing::error!("the writer's group panicked");
-                        own = Own::closed(options.clone());
+                        own = Own::closed(own.options.clone());
                     }
                 }
             }
