@@ -9,17 +9,29 @@
 //! message serialised once and its bytes shared by every recipient, one
 //! `send` (write and flush) per frame. Rooms keep their messages in memory
 //! so `join` with `since` and `history` can be answered too.
+//!
+//! With a journal (`chat-loadgen baseline --durable FILE`) it also keeps
+//! the one promise a storing server cannot skip: a message is written to
+//! the file and `fdatasync`ed before it is broadcast or acked. A task
+//! takes whatever queued while the last sync ran and a thread of its own
+//! writes it as one block and syncs it. Nothing else is stored (no index, no second copy), so
+//! this is the least a server that keeps every message durably can cost
+//! on this disk: the floor under hihichat's figures that the plain
+//! baseline leaves out.
 
 use std::collections::HashMap;
+use std::fs::File;
 use std::net::SocketAddr;
+use std::os::unix::fs::FileExt as _;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc as sync_mpsc};
 
 use futures::{SinkExt as _, StreamExt as _};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
@@ -53,11 +65,14 @@ enum ClientFrame {
 
 type Outbox = mpsc::UnboundedSender<Message>;
 
-/// One room: its messages (serialised, `log[i]` has seq `i + 1`) and who follows it.
+/// One room: its delivered messages (serialised, `log[i]` has seq `i + 1`),
+/// who follows it, and the last seq handed out (ahead of the log by the
+/// messages waiting for the journal).
 #[derive(Default)]
 struct Room {
     log: Vec<Utf8Bytes>,
     members: Vec<(u64, Outbox)>,
+    last_seq: u64,
 }
 
 /// Every room, behind one lock: held only to append and to queue frames
@@ -66,14 +81,65 @@ struct Room {
 struct Hub {
     rooms: Mutex<HashMap<String, Room>>,
     next_id: AtomicU64,
+    /// With `--durable`: where a published message waits to be stored.
+    journal: Option<mpsc::UnboundedSender<Pending>>,
 }
 
-/// Serves the baseline on `listener` until the process is killed.
+/// A published message on its way through the journal.
+struct Pending {
+    room: String,
+    bytes: Utf8Bytes,
+    /// The sender's outbox and its `ack`, if it asked for one.
+    ack: Option<(Outbox, Message)>,
+}
+
+/// The journal file's size: it is filled once and then written round and
+/// round, as a SQLite WAL is reused after a checkpoint, so a sync never
+/// has to record a new size or newly allocated blocks.
+const JOURNAL_BYTES: u64 = 64 << 20;
+
+/// Serves the baseline on `listener` until the process is killed; with
+/// `durable`, every message is stored in that file first (module doc).
 ///
 /// # Errors
-/// When accepting fails for good.
-pub async fn serve(listener: TcpListener) -> std::io::Result<()> {
-    let hub = Arc::new(Hub::default());
+/// When the journal cannot be created or accepting fails for good.
+pub async fn serve(listener: TcpListener, durable: Option<&Path>) -> std::io::Result<()> {
+    let hub = match durable {
+        None => Arc::new(Hub::default()),
+        Some(path) => {
+            let file = create_journal(path)?;
+            let (queue, mut queued) = mpsc::unbounded_channel::<Pending>();
+            let (to_disk, on_disk) = sync_mpsc::channel::<Group>();
+            let hub = Arc::new(Hub {
+                journal: Some(queue),
+                ..Hub::default()
+            });
+            std::thread::Builder::new()
+                .name("baseline-journal".into())
+                .spawn(move || journal(&file, &on_disk))?;
+            // A task takes the queue and the thread only writes, as in
+            // hihichat's own writer: the task runs when the runtime gets to
+            // it, so a group holds everything that queued meanwhile, where a
+            // thread taking the queue itself wakes for the first message and
+            // syncs far more often. The task also delivers: one wake-up of
+            // the runtime per group, not one per frame from outside it.
+            let deliverer = Arc::clone(&hub);
+            tokio::spawn(async move {
+                let mut group = Vec::new();
+                while queued.recv_many(&mut group, usize::MAX).await > 0 {
+                    let (done, stored) = oneshot::channel();
+                    if to_disk.send((std::mem::take(&mut group), done)).is_err() {
+                        return;
+                    }
+                    let Ok(stored) = stored.await else {
+                        return;
+                    };
+                    deliverer.deliver(stored);
+                }
+            });
+            hub
+        }
+    };
     loop {
         let (stream, _) = listener.accept().await?;
         let hub = Arc::clone(&hub);
@@ -86,10 +152,66 @@ pub async fn serve(listener: TcpListener) -> std::io::Result<()> {
 /// Binds `addr` and serves (the `chat-loadgen baseline` command).
 ///
 /// # Errors
-/// When the address cannot be bound.
-pub async fn run(addr: SocketAddr) -> std::io::Result<()> {
+/// When the address cannot be bound or the journal cannot be created.
+pub async fn run(addr: SocketAddr, durable: Option<&Path>) -> std::io::Result<()> {
     let listener = TcpListener::bind(addr).await?;
-    serve(listener).await
+    serve(listener, durable).await
+}
+
+/// Creates the journal file at its full size, written and synced, so that
+/// later writes only overwrite blocks the file already has.
+fn create_journal(path: &Path) -> std::io::Result<File> {
+    let file = File::options()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    let zeros = vec![0_u8; 1 << 20];
+    let mut at = 0;
+    while at < JOURNAL_BYTES {
+        file.write_all_at(&zeros, at)?;
+        at += zeros.len() as u64;
+    }
+    file.sync_all()?;
+    Ok(file)
+}
+
+/// A group of published messages for the journal thread, and where to
+/// hand it back once stored.
+type Group = (Vec<Pending>, oneshot::Sender<Vec<Pending>>);
+
+/// The journal thread: writes each group it is given as one block after
+/// the last, syncs, and hands the group back. Ends when the task that
+/// feeds it is gone.
+fn journal(file: &File, groups: &sync_mpsc::Receiver<Group>) {
+    let mut block: Vec<u8> = Vec::new();
+    let mut at = 0_u64;
+    while let Ok((group, done)) = groups.recv() {
+        block.clear();
+        for pending in &group {
+            block.extend_from_slice(pending.bytes.as_bytes());
+            block.push(b'\n');
+        }
+        if at + block.len() as u64 > JOURNAL_BYTES {
+            at = 0;
+        }
+        // `fdatasync`, not `fsync`: the file's size and blocks never change
+        // after it is created, so this is the cheapest durable write there
+        // is; SQLite's commit costs at least as much.
+        let written = file
+            .write_all_at(&block, at)
+            .and_then(|()| file.sync_data());
+        if let Err(e) = written {
+            // Nothing unstored may be broadcast or acked, and the bench must
+            // not read a broken run as a fast one: stop the server.
+            eprintln!("chat-loadgen baseline: cannot store messages in the journal: {e}");
+            std::process::exit(1);
+        }
+        at += block.len() as u64;
+        if done.send(group).is_err() {
+            return;
+        }
+    }
 }
 
 async fn connection(hub: Arc<Hub>, stream: TcpStream) -> anyhow::Result<()> {
@@ -220,6 +342,8 @@ impl Hub {
         }
     }
 
+    /// Gives `name` its next seq, then broadcasts and acks the message at
+    /// once, or with a journal, once it is stored.
     fn publish(&self, name: &str, from: &str, body: &str, cid: Option<&str>, tx: &Outbox) {
         let ts = time::OffsetDateTime::now_utc();
         let ts = format!(
@@ -237,7 +361,8 @@ impl Hub {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let room = rooms.entry(name.to_owned()).or_default();
-        let seq = room.log.len() as u64 + 1;
+        room.last_seq += 1;
+        let seq = room.last_seq;
         let mut message = json!({
             "type": "message", "room": name, "seq": seq, "from": from,
             "text": body, "ts": ts, "kind": "chat",
@@ -246,14 +371,48 @@ impl Hub {
             message["cid"] = json!(cid);
         }
         let bytes = Utf8Bytes::from(message.to_string());
+        let ack =
+            cid.map(|cid| text(&json!({"type": "ack", "cid": cid, "room": name, "seq": seq})));
+        match &self.journal {
+            None => {
+                Self::broadcast(room, bytes);
+                if let Some(ack) = ack {
+                    let _ = tx.send(ack);
+                }
+            }
+            // Queued under the rooms' lock, so the journal sees each room's
+            // messages in seq order and delivers them in that order. The
+            // queue closes only when storing failed, which ends the process.
+            Some(journal) => {
+                let _ = journal.send(Pending {
+                    room: name.to_owned(),
+                    bytes,
+                    ack: ack.map(|ack| (tx.clone(), ack)),
+                });
+            }
+        }
+    }
+
+    /// Hands stored messages to their rooms, in the order given.
+    fn deliver(&self, stored: Vec<Pending>) {
+        let mut rooms = self
+            .rooms
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for pending in stored {
+            let room = rooms.entry(pending.room).or_default();
+            Self::broadcast(room, pending.bytes);
+            if let Some((tx, ack)) = pending.ack {
+                let _ = tx.send(ack);
+            }
+        }
+    }
+
+    /// Logs a message in its room and sends it to every member.
+    fn broadcast(room: &mut Room, bytes: Utf8Bytes) {
         room.log.push(bytes.clone());
         for (_, member) in &room.members {
             let _ = member.send(Message::Text(bytes.clone()));
-        }
-        if let Some(cid) = cid {
-            let _ = tx.send(text(
-                &json!({"type": "ack", "cid": cid, "room": name, "seq": seq}),
-            ));
         }
     }
 
@@ -292,9 +451,45 @@ mod tests {
 
     #[tokio::test]
     async fn the_baseline_broadcasts_acks_resumes_and_pages() {
+        broadcasts_acks_resumes_and_pages(None).await;
+    }
+
+    // The same behaviour with a journal, and what was acked is in the file,
+    // one message per line, in seq order.
+    #[tokio::test]
+    async fn the_durable_baseline_stores_what_it_acks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal");
+        broadcasts_acks_resumes_and_pages(Some(&path)).await;
+        let stored = std::fs::read(&path).unwrap();
+        assert_eq!(stored.len() as u64, JOURNAL_BYTES);
+        let lines: Vec<serde_json::Value> = stored
+            .split(|b| *b == b'\n')
+            .take_while(|line| line.first().is_some_and(|b| *b != 0))
+            .map(|line| serde_json::from_slice(line).unwrap())
+            .collect();
+        let seqs: Vec<u64> = lines.iter().map(|m| m["seq"].as_u64().unwrap()).collect();
+        assert_eq!(seqs, (1..=60).collect::<Vec<_>>());
+        assert_eq!(lines[59]["text"], "m59");
+    }
+
+    // An existing file is not overwritten: the journal is always new.
+    #[tokio::test]
+    async fn the_durable_baseline_refuses_an_existing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal");
+        std::fs::write(&path, b"keep").unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let e = serve(listener, Some(&path)).await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&path).unwrap(), b"keep");
+    }
+
+    async fn broadcasts_acks_resumes_and_pages(durable: Option<&Path>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("ws://{}/ws", listener.local_addr().unwrap());
-        tokio::spawn(serve(listener));
+        let durable = durable.map(Path::to_path_buf);
+        tokio::spawn(async move { serve(listener, durable.as_deref()).await });
         let cred = Credential::default();
         let mut a = Conn::connect(&url, &cred).await.unwrap();
         let mut b = Conn::connect(&url, &cred).await.unwrap();

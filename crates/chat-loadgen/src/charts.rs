@@ -20,6 +20,7 @@ struct Series {
 fn color(mode: Mode) -> RGBColor {
     match mode {
         Mode::Baseline => RGBColor(90, 90, 90),
+        Mode::DurableBaseline => RGBColor(160, 160, 160),
         Mode::Embedded => RGBColor(31, 119, 180),
         Mode::Redis => RGBColor(214, 39, 40),
         Mode::TwoNode => RGBColor(44, 160, 44),

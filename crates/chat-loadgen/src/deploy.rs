@@ -38,6 +38,10 @@ const HTTP_CONCURRENCY: usize = 8;
 pub enum Mode {
     /// The minimal broadcast server of this crate: no storage, no checks.
     Baseline,
+    /// The baseline storing each message durably (one append and one
+    /// fdatasync per group) before broadcasting or acking it: the floor
+    /// for a server that keeps every message (fanout and ingest only).
+    DurableBaseline,
     /// One `hihichat serve` on its SQLite file, in-process fan-out.
     Embedded,
     /// One `hihichat serve` with `--redis` (rooms, log, fan-out, accounts in Redis).
@@ -51,15 +55,16 @@ impl Mode {
     pub fn label(self) -> &'static str {
         match self {
             Mode::Baseline => "baseline",
+            Mode::DurableBaseline => "baseline+fsync",
             Mode::Embedded => "hihichat",
             Mode::Redis => "hihichat+redis",
             Mode::TwoNode => "hihichat×2+redis",
         }
     }
 
-    /// Whether this is the real server (not the baseline).
+    /// Whether this is the real server (not a baseline).
     pub fn is_hihichat(self) -> bool {
-        self != Mode::Baseline
+        !matches!(self, Mode::Baseline | Mode::DurableBaseline)
     }
 
     fn nodes(self) -> usize {
@@ -124,12 +129,21 @@ impl Deployment {
             dir,
         };
         let dir = deployment.dir.path().to_path_buf();
-        if mode == Mode::Baseline {
+        if !mode.is_hihichat() {
             let node = start_node(
                 |addr| Spec {
                     name: "baseline".into(),
                     program: env.self_bin.clone(),
-                    args: vec!["baseline".into(), "--listen".into(), addr.to_string()],
+                    args: {
+                        let mut args = vec!["baseline".into(), "--listen".into(), addr.to_string()];
+                        if mode == Mode::DurableBaseline {
+                            // Named by port: a retry on another port gets a
+                            // new file (the journal is always created new).
+                            let journal = dir.join(format!("baseline-{}.journal", addr.port()));
+                            args.extend(["--durable".into(), journal.display().to_string()]);
+                        }
+                        args
+                    },
                     env: vec![],
                     remove_env: vec![],
                     dir: dir.clone(),

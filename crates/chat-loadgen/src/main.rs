@@ -3,6 +3,7 @@
 //! prints the presets.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use chat_loadgen::runner::{self, RunArgs, Verdict};
@@ -26,6 +27,10 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:9090")]
         listen: SocketAddr,
+        /// Store every message in this new file, synced, before broadcasting
+        /// or acking it (the durable baseline).
+        #[arg(long, value_name = "FILE")]
+        durable: Option<PathBuf>,
     },
     /// Print every scenario's parameters.
     Scenarios {
@@ -66,7 +71,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Baseline { listen } => {
+        Command::Baseline { listen, durable } => {
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -77,7 +82,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            match runtime.block_on(chat_loadgen::baseline::run(listen)) {
+            match runtime.block_on(chat_loadgen::baseline::run(listen, durable.as_deref())) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("chat-loadgen baseline: {listen}: {e}");

@@ -50,6 +50,11 @@ impl RunArgs {
     fn modes(&self) -> Vec<Mode> {
         let mut modes = if self.modes.is_empty() {
             let mut m = vec![Mode::Baseline, Mode::Embedded];
+            // The durable baseline explains the timing rows, which a quick
+            // run does not measure.
+            if !self.quick {
+                m.push(Mode::DurableBaseline);
+            }
             if self.redis.is_some() {
                 m.push(Mode::Redis);
             }
@@ -113,7 +118,10 @@ pub async fn run(args: RunArgs, command: String, pinning: String) -> anyhow::Res
     let started_at = time::OffsetDateTime::now_utc();
     let machine = Machine::detect(pinning);
 
-    let total: usize = scenarios.iter().map(|s| s.steps(args.quick)).sum::<usize>() * modes.len();
+    let total: usize = scenarios
+        .iter()
+        .map(|s| s.steps(args.quick) * modes.iter().filter(|m| s.measures(**m)).count())
+        .sum();
     let progress = ProgressBar::new(total as u64);
     progress.set_style(
         ProgressStyle::with_template(
@@ -169,7 +177,7 @@ pub async fn run(args: RunArgs, command: String, pinning: String) -> anyhow::Res
         for line in scenario.describe(args.quick) {
             say(format!("   {line}"));
         }
-        for mode in &modes {
+        for mode in modes.iter().filter(|m| scenario.measures(**m)) {
             progress.set_message(format!("{} on {}: starting", scenario.name(), mode.label()));
             let result = async {
                 let mut deployment = Deployment::start(*mode, &env).await?;

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use indicatif::ProgressBar;
 use serde::Serialize;
 
-use crate::deploy::Deployment;
+use crate::deploy::{Deployment, Mode};
 use crate::load::LoadOutcome;
 use crate::report::Row;
 
@@ -64,6 +64,13 @@ impl Scenario {
             Scenario::History => history::describe(quick),
             Scenario::Resume => resume::describe(quick),
         }
+    }
+
+    /// Whether it runs on `mode`. The durable baseline differs from the
+    /// baseline only in what a publish costs, so it runs where publishing
+    /// is measured (fanout, ingest) and nowhere else.
+    pub fn measures(self, mode: Mode) -> bool {
+        mode != Mode::DurableBaseline || matches!(self, Scenario::Fanout | Scenario::Ingest)
     }
 
     /// How many progress ticks the scenario makes per server.
