@@ -431,9 +431,14 @@ async fn store_group(jobs: Vec<Job>, groups: &mut impl Groups) -> Vec<Reply> {
 }
 
 // The group's statements, run once per message in the group's order. A
-// send repeated within the group finds its first occurrence's row (the same
-// transaction) just as a retry finds an earlier group's, so one lookup
-// covers both. Plain statements rather than one set-based statement per
+// new message costs two: RESERVE and INSERT. INSERT itself finds a repeated
+// send (the unique index on room, sender and cid is probed as part of the
+// insert) and then stores nothing; only then are the reserved seq given
+// back (RELEASE) and the first occurrence read (EARLIER). A send repeated
+// within the group finds its first occurrence's row (the same transaction)
+// just as a retry finds an earlier group's. Looking the cid up before
+// every insert cost a third statement and a second probe of that index
+// per message, for the rare retry. Plain statements rather than one set-based statement per
 // step fed the group as a JSON array: with the statements prepared and the
 // rows bound directly, a one-message commit cost ≈ 8 µs less CPU here, and
 // those are most of the commits below `ingest`'s load (docs/BENCHMARKS.md).
@@ -446,9 +451,20 @@ const EARLIER: &str = "SELECT seq, text, ts, kind FROM messages INDEXED BY messa
 /// there is no such room.
 const RESERVE: &str = "UPDATE rooms SET last_seq = last_seq + 1 WHERE name = ?1 RETURNING last_seq";
 
-/// Inserts the new message: room, seq, sender, text, ts, cid, kind.
+/// Inserts the new message: room, seq, sender, text, ts, cid, kind. Changes
+/// no row when the same send (room, sender, cid) is stored already; any
+/// other constraint still fails the statement.
 const INSERT: &str = "INSERT INTO messages (room, seq, sender, text, ts, cid, kind) \
-                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                      ON CONFLICT (room, sender, cid) WHERE cid IS NOT NULL DO NOTHING";
+
+/// Gives the room's counter back the seq a repeated send reserved: nothing
+/// can have reserved one since (one writer, one message at a time).
+const RELEASE: &str = "UPDATE rooms SET last_seq = last_seq - 1 WHERE name = ?1";
+
+/// Why a send that inserted nothing has no earlier row: cannot happen while
+/// INSERT ignores only the cid conflict, but is answered, not assumed.
+const NEITHER: &str = "a send was neither stored nor found stored";
 
 /// A send found stored: seq, text, ts, kind.
 type EarlierRow = (i64, String, i64, String);
@@ -465,19 +481,9 @@ fn store_own(
     let mut earlier = conn.prepare_cached(EARLIER)?;
     let mut reserve = conn.prepare_cached(RESERVE)?;
     let mut insert = conn.prepare_cached(INSERT)?;
+    let mut release = conn.prepare_cached(RELEASE)?;
     let mut answers = Vec::with_capacity(messages.len());
     for m in messages {
-        if let Some(cid) = &m.cid {
-            let found: Option<EarlierRow> = earlier
-                .query_row((m.room.as_str(), m.from.as_str(), cid.as_str()), |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-                })
-                .optional()?;
-            if let Some(row) = found {
-                answers.push(earlier_message(m, row));
-                continue;
-            }
-        }
         let seq: Option<i64> = reserve
             .query_row([m.room.as_str()], |r| r.get(0))
             .optional()?;
@@ -485,15 +491,32 @@ fn store_own(
             answers.push(Err(StoreError::NotFound));
             continue;
         };
-        insert.execute((
+        let cid = m.cid.as_ref().map(|c| c.as_str());
+        let inserted = insert.execute((
             m.room.as_str(),
             seq,
             m.from.as_str(),
             m.text.as_str(),
             m.ts.as_millis(),
-            m.cid.as_ref().map(|c| c.as_str()),
+            cid,
             m.kind.as_str(),
         ))?;
+        if inserted == 0 {
+            release.execute([m.room.as_str()])?;
+            let found: Option<EarlierRow> = match cid {
+                Some(cid) => earlier
+                    .query_row((m.room.as_str(), m.from.as_str(), cid), |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    })
+                    .optional()?,
+                None => None,
+            };
+            answers.push(found.map_or_else(
+                || Err(StoreError::unexpected(NEITHER)),
+                |row| earlier_message(m, row),
+            ));
+            continue;
+        }
         answers.push(fresh_message(m, seq));
         // The writer's panic path has no trigger from outside: the unit
         // tests get one, after a row is written and before the COMMIT.
@@ -502,7 +525,7 @@ fn store_own(
             panic!("a test asked the writer to panic mid-group");
         }
     }
-    drop((earlier, reserve, insert));
+    drop((earlier, reserve, insert, release));
     conn.prepare_cached("COMMIT")?.execute([])?;
     Ok(answers)
 }
@@ -520,18 +543,6 @@ async fn try_pool_group(
     let result = async {
         let mut answers = Vec::with_capacity(messages.len());
         for m in messages {
-            if let Some(cid) = &m.cid {
-                let found: Option<EarlierRow> = sqlx::query_as(EARLIER)
-                    .bind(m.room.as_str())
-                    .bind(m.from.as_str())
-                    .bind(cid.as_str())
-                    .fetch_optional(&mut *tx.conn())
-                    .await?;
-                if let Some(row) = found {
-                    answers.push(earlier_message(m, row));
-                    continue;
-                }
-            }
             let seq: Option<i64> = sqlx::query_scalar(RESERVE)
                 .bind(m.room.as_str())
                 .fetch_optional(&mut *tx.conn())
@@ -540,16 +551,40 @@ async fn try_pool_group(
                 answers.push(Err(StoreError::NotFound));
                 continue;
             };
-            sqlx::query(INSERT)
+            let cid = m.cid.as_ref().map(|c| c.as_str());
+            let inserted = sqlx::query(INSERT)
                 .bind(m.room.as_str())
                 .bind(seq)
                 .bind(m.from.as_str())
                 .bind(m.text.as_str())
                 .bind(m.ts.as_millis())
-                .bind(m.cid.as_ref().map(|c| c.as_str()))
+                .bind(cid)
                 .bind(m.kind.as_str())
                 .execute(&mut *tx.conn())
-                .await?;
+                .await?
+                .rows_affected();
+            if inserted == 0 {
+                sqlx::query(RELEASE)
+                    .bind(m.room.as_str())
+                    .execute(&mut *tx.conn())
+                    .await?;
+                let found: Option<EarlierRow> = match cid {
+                    Some(cid) => {
+                        sqlx::query_as(EARLIER)
+                            .bind(m.room.as_str())
+                            .bind(m.from.as_str())
+                            .bind(cid)
+                            .fetch_optional(&mut *tx.conn())
+                            .await?
+                    }
+                    None => None,
+                };
+                answers.push(found.map_or_else(
+                    || Err(StoreError::unexpected(NEITHER)),
+                    |row| earlier_message(m, row),
+                ));
+                continue;
+            }
             answers.push(fresh_message(m, seq));
         }
         Ok::<_, WriteError>(answers)
