@@ -473,6 +473,32 @@ mod tests {
         assert_eq!(lines[59]["text"], "m59");
     }
 
+    // The ack is the promise: when it arrives, the message is in the file.
+    #[tokio::test]
+    async fn a_durable_ack_comes_after_the_message_is_in_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal");
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/ws", listener.local_addr().unwrap());
+        let journal = path.clone();
+        tokio::spawn(async move { serve(listener, Some(&journal)).await });
+        let mut a = Conn::connect(&url, &Credential::default()).await.unwrap();
+        assert_eq!(next_frame(&mut a).await["type"], "welcome");
+        for i in 0..5 {
+            let text = format!("kept {i}");
+            a.send(wire::send("闲聊", &text, &format!("k{i}")))
+                .await
+                .unwrap();
+            while next_frame(&mut a).await["type"] != "ack" {}
+            let stored = std::fs::read(&path).unwrap();
+            let needle = format!("\"text\":\"{text}\"");
+            assert!(
+                stored.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "acked {text:?} before it was in the journal"
+            );
+        }
+    }
+
     // An existing file is not overwritten: the journal is always new.
     #[tokio::test]
     async fn the_durable_baseline_refuses_an_existing_file() {

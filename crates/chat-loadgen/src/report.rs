@@ -227,11 +227,14 @@ pub fn check_targets(rows: &[Row]) -> Vec<TargetCheck> {
     // The durable baseline is not a target; beside a timing it shows how
     // much of the distance to the baseline any server that stores pays.
     let floor = |scenario: &str, step_has: &str, of: fn(&Row) -> Option<f64>, mine: Option<f64>| {
-        let floor = find(Mode::DurableBaseline, scenario, step_has).and_then(of);
-        match (ratio(mine, floor), floor) {
-            (Some(r), _) if scenario == "fanout" => format!(" ({r:.2}× baseline+fsync)"),
-            (_, Some(f)) => format!(" (baseline+fsync {f:.0}/s)"),
-            _ => String::new(),
+        let Some(floor) = find(Mode::DurableBaseline, scenario, step_has).and_then(of) else {
+            return String::new();
+        };
+        if scenario == "ingest" {
+            format!(" (baseline+fsync {floor:.0}/s)")
+        } else {
+            ratio(mine, Some(floor))
+                .map_or_else(String::new, |r| format!(" ({r:.2}× baseline+fsync)"))
         }
     };
     let p99 = |r: &Row| r.latency.map(|l| l.p99_us as f64);

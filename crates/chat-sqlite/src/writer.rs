@@ -431,17 +431,19 @@ async fn store_group(jobs: Vec<Job>, groups: &mut impl Groups) -> Vec<Reply> {
 }
 
 // The group's statements, run once per message in the group's order. A
-// new message costs two: RESERVE and INSERT. INSERT itself finds a repeated
-// send (the unique index on room, sender and cid is probed as part of the
-// insert) and then stores nothing; only then are the reserved seq given
-// back (RELEASE) and the first occurrence read (EARLIER). A send repeated
-// within the group finds its first occurrence's row (the same transaction)
-// just as a retry finds an earlier group's. Looking the cid up before
-// every insert cost a third statement and a second probe of that index
-// per message, for the rare retry. Plain statements rather than one set-based statement per
-// step fed the group as a JSON array: with the statements prepared and the
-// rows bound directly, a one-message commit cost ≈ 8 µs less CPU here, and
-// those are most of the commits below `ingest`'s load (docs/BENCHMARKS.md).
+// new message costs two: RESERVE and INSERT. INSERT itself finds a
+// repeated send (the unique index on room, sender and cid is probed as part
+// of the insert) and then stores nothing; only then are the reserved seq
+// given back (RELEASE) and the first occurrence read (EARLIER). A send
+// repeated within the group finds its first occurrence's row (the same
+// transaction) just as a retry finds an earlier group's. Looking the cid up
+// before every insert cost a third statement and a second probe of that
+// index per message, for the rare retry (docs/BENCHMARKS.md, fix 32).
+//
+// Plain statements rather than one set-based statement per step fed the
+// group as a JSON array: with the statements prepared and the rows bound
+// directly, a one-message commit cost ≈ 8 µs less CPU here, and those are
+// most of the commits below `ingest`'s load (docs/BENCHMARKS.md).
 
 /// The send (room, sender, cid) as stored already: its seq, text, ts, kind.
 const EARLIER: &str = "SELECT seq, text, ts, kind FROM messages INDEXED BY messages_by_cid \
@@ -462,9 +464,19 @@ const INSERT: &str = "INSERT INTO messages (room, seq, sender, text, ts, cid, ki
 /// can have reserved one since (one writer, one message at a time).
 const RELEASE: &str = "UPDATE rooms SET last_seq = last_seq - 1 WHERE name = ?1";
 
-/// Why a send that inserted nothing has no earlier row: cannot happen while
-/// INSERT ignores only the cid conflict, but is answered, not assumed.
-const NEITHER: &str = "a send was neither stored nor found stored";
+/// The answer for a send whose INSERT stored nothing: its first
+/// occurrence as EARLIER found it. Finding none cannot happen while INSERT
+/// ignores only the cid conflict, but is answered, not assumed.
+fn repeat_answer(m: &NewMessage, found: Option<EarlierRow>) -> StoreResult<Appended> {
+    found.map_or_else(
+        || {
+            Err(StoreError::unexpected(
+                "a send was neither stored nor found stored",
+            ))
+        },
+        |row| earlier_message(m, row),
+    )
+}
 
 /// A send found stored: seq, text, ts, kind.
 type EarlierRow = (i64, String, i64, String);
@@ -511,10 +523,7 @@ fn store_own(
                     .optional()?,
                 None => None,
             };
-            answers.push(found.map_or_else(
-                || Err(StoreError::unexpected(NEITHER)),
-                |row| earlier_message(m, row),
-            ));
+            answers.push(repeat_answer(m, found));
             continue;
         }
         answers.push(fresh_message(m, seq));
@@ -579,10 +588,7 @@ async fn try_pool_group(
                     }
                     None => None,
                 };
-                answers.push(found.map_or_else(
-                    || Err(StoreError::unexpected(NEITHER)),
-                    |row| earlier_message(m, row),
-                ));
+                answers.push(repeat_answer(m, found));
                 continue;
             }
             answers.push(fresh_message(m, seq));
