@@ -14,10 +14,10 @@
 //! the one promise a storing server cannot skip: a message is written to
 //! the file and `fdatasync`ed before it is broadcast or acked. A task
 //! takes whatever queued while the last sync ran and a thread of its own
-//! writes it as one block and syncs it. Nothing else is stored (no index, no second copy), so
-//! this is the least a server that keeps every message durably can cost
-//! on this disk: the floor under hihichat's figures that the plain
-//! baseline leaves out.
+//! writes it as one block and syncs it. Nothing else is stored (no index,
+//! no second copy), so this is the least a server that keeps every
+//! message durably can cost on this disk: the floor under hihichat's
+//! figures that the plain baseline leaves out.
 
 use std::collections::HashMap;
 use std::fs::File;

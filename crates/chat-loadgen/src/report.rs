@@ -155,15 +155,19 @@ pub fn add_ratios(rows: &mut [Row]) {
         else {
             continue;
         };
-        let p99 = |r: &Row| r.latency.map(|l| l.p99_us as f64);
         let throughput = |r: &Row| r.deliveries_per_s.or(r.acked_per_s);
         row.vs_baseline = Some(Ratios {
             cpu_per_delivery: ratio(row.cpu_us_per_delivery, base.cpu_us_per_delivery),
-            p99: ratio(p99(row), p99(base)),
+            p99: ratio(p99_us(row), p99_us(base)),
             throughput: ratio(throughput(row), throughput(base)),
             bytes_per_connection: ratio(row.bytes_per_connection, base.bytes_per_connection),
         });
     }
+}
+
+/// A row's p99 latency in µs, if it measured latency.
+fn p99_us(row: &Row) -> Option<f64> {
+    row.latency.map(|l| l.p99_us as f64)
 }
 
 /// One target of issue 7, checked against this run.
@@ -226,52 +230,62 @@ pub fn check_targets(rows: &[Row]) -> Vec<TargetCheck> {
     };
     // The durable baseline is not a target; beside a timing it shows how
     // much of the distance to the baseline any server that stores pays.
-    let floor = |scenario: &str, step_has: &str, of: fn(&Row) -> Option<f64>, mine: Option<f64>| {
-        let Some(floor) = find(Mode::DurableBaseline, scenario, step_has).and_then(of) else {
+    // `of` reads the figure from `mine` and from the durable baseline's row
+    // of the same step.
+    let floor = |mine: &Row, of: fn(&Row) -> Option<f64>| {
+        let Some(floor) = rows
+            .iter()
+            .find(|r| {
+                r.mode == Mode::DurableBaseline
+                    && r.scenario == mine.scenario
+                    && r.step == mine.step
+            })
+            .and_then(of)
+        else {
             return String::new();
         };
-        if scenario == "ingest" {
+        if mine.scenario == "ingest" {
             format!(" (baseline+fsync {floor:.0}/s)")
         } else {
-            ratio(mine, Some(floor))
+            ratio(of(mine), Some(floor))
                 .map_or_else(String::new, |r| format!(" ({r:.2}× baseline+fsync)"))
         }
     };
-    let p99 = |r: &Row| r.latency.map(|l| l.p99_us as f64);
     for (mode, server) in &servers {
         for key in [
             "10 rooms × 100 members @ 50/s",
             "1 room × 1000 members @ 20/s",
         ] {
             let row = find(*mode, "fanout", key);
-            let cpu = row.and_then(|r| r.vs_baseline.and_then(|v| v.cpu_per_delivery));
-            let mine = row.and_then(|r| r.cpu_us_per_delivery);
+            let cpu = row.and_then(|r| {
+                let vs = r.vs_baseline.and_then(|v| v.cpu_per_delivery)?;
+                Some((vs, floor(r, |r| r.cpu_us_per_delivery)))
+            });
             checks.push(TargetCheck {
                 target: format!("fanout {key}: CPU per delivery ≤ baseline's"),
                 server: server.clone(),
-                measured: cpu.map_or("—".into(), |c| {
-                    format!(
-                        "{c:.2}× baseline{}",
-                        floor("fanout", key, |r| r.cpu_us_per_delivery, mine)
-                    )
+                measured: cpu.as_ref().map_or("—".into(), |(c, floor)| {
+                    format!("{c:.2}× baseline{floor}")
                 }),
-                verdict: cpu.map_or(Verdict::NotMeasured, |c| Verdict::of(c <= 1.0)),
+                verdict: cpu.map_or(Verdict::NotMeasured, |(c, _)| Verdict::of(c <= 1.0)),
             });
-            let vs = row.and_then(|r| r.vs_baseline.and_then(|v| v.p99));
-            let mine = row.and_then(p99);
+            let p99 = row.and_then(|r| {
+                let vs = r.vs_baseline.and_then(|v| v.p99)?;
+                Some((vs, floor(r, p99_us)))
+            });
             checks.push(TargetCheck {
                 target: format!("fanout {key}: p99 ≤ 1.2 × baseline's"),
                 server: server.clone(),
-                measured: vs.map_or("—".into(), |c| {
-                    format!("{c:.2}× baseline{}", floor("fanout", key, p99, mine))
+                measured: p99.as_ref().map_or("—".into(), |(c, floor)| {
+                    format!("{c:.2}× baseline{floor}")
                 }),
-                verdict: vs.map_or(Verdict::NotMeasured, |c| Verdict::of(c <= 1.2)),
+                verdict: p99.map_or(Verdict::NotMeasured, |(c, _)| Verdict::of(c <= 1.2)),
             });
         }
         let ingest = rows
             .iter()
             .find(|r| r.mode == *mode && r.scenario == "ingest")
-            .and_then(|r| r.acked_per_s);
+            .and_then(|r| Some((r.acked_per_s?, floor(r, |r| r.acked_per_s))));
         let ingest_goal = if *mode == Mode::Embedded {
             40_000.0
         } else {
@@ -280,13 +294,10 @@ pub fn check_targets(rows: &[Row]) -> Vec<TargetCheck> {
         checks.push(TargetCheck {
             target: format!("ingest: ≥ {ingest_goal:.0} acked messages/s"),
             server: server.clone(),
-            measured: ingest.map_or("—".into(), |v| {
-                format!(
-                    "{v:.0}/s{}",
-                    floor("ingest", "", |r| r.acked_per_s, Some(v))
-                )
-            }),
-            verdict: ingest.map_or(Verdict::NotMeasured, |v| Verdict::of(v >= ingest_goal)),
+            measured: ingest
+                .as_ref()
+                .map_or("—".into(), |(v, floor)| format!("{v:.0}/s{floor}")),
+            verdict: ingest.map_or(Verdict::NotMeasured, |(v, _)| Verdict::of(v >= ingest_goal)),
         });
         let idle = rows
             .iter()
