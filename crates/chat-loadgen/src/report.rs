@@ -232,32 +232,26 @@ pub fn check_targets(rows: &[Row]) -> Vec<TargetCheck> {
     // much of the distance to the baseline any server that stores pays.
     // `of` reads the figure from `mine` and from the durable baseline's row
     // of the same step.
+    let same_step = |mode: Mode, mine: &Row| {
+        rows.iter()
+            .find(|r| r.mode == mode && r.scenario == mine.scenario && r.step == mine.step)
+    };
     let floor = |mine: &Row, of: fn(&Row) -> Option<f64>| {
-        let Some(floor) = rows
-            .iter()
-            .find(|r| {
-                r.mode == Mode::DurableBaseline
-                    && r.scenario == mine.scenario
-                    && r.step == mine.step
-            })
-            .and_then(of)
-        else {
+        let Some(floor) = same_step(Mode::DurableBaseline, mine).and_then(of) else {
             return String::new();
         };
         ratio(of(mine), Some(floor))
             .map_or_else(String::new, |r| format!(" ({r:.2}× baseline+fsync)"))
     };
     // An absolute target (ingest's rate, history's 1 ms) is set beside what
-    // the baselines reached in the same run: on a machine where the
-    // baseline itself falls short of the goal, no server can meet it there.
+    // the baselines reached in the same step: where even the baseline falls
+    // short of the goal, the machine (or its noise) is what misses it.
     let beside_absolute = |mine: &Row, of: fn(&Row) -> Option<f64>, show: fn(f64) -> String| {
         let figures: Vec<String> = [Mode::Baseline, Mode::DurableBaseline]
             .into_iter()
             .filter_map(|mode| {
-                let found = rows.iter().find(|r| {
-                    r.mode == mode && r.scenario == mine.scenario && r.step == mine.step
-                })?;
-                Some(format!("{} {}", mode.label(), show(of(found)?)))
+                let figure = same_step(mode, mine).and_then(of)?;
+                Some(format!("{} {}", mode.label(), show(figure)))
             })
             .collect();
         if figures.is_empty() {
