@@ -228,14 +228,15 @@ pub fn check_targets(rows: &[Row]) -> Vec<TargetCheck> {
         rows.iter()
             .find(|r| r.mode == mode && r.scenario == scenario && r.step.contains(step_has))
     };
-    // The durable baseline is not a target; beside a timing it shows how
-    // much of the distance to the baseline any server that stores pays.
-    // `of` reads the figure from `mine` and from the durable baseline's row
-    // of the same step.
+    // The row of `mode` for the same scenario and step as `mine`.
     let same_step = |mode: Mode, mine: &Row| {
         rows.iter()
             .find(|r| r.mode == mode && r.scenario == mine.scenario && r.step == mine.step)
     };
+    // The durable baseline is not a target; beside a timing it shows how
+    // much of the distance to the baseline any server that stores pays.
+    // `of` reads the figure from `mine` and from the durable baseline's row
+    // of the same step.
     let floor = |mine: &Row, of: fn(&Row) -> Option<f64>| {
         let Some(floor) = same_step(Mode::DurableBaseline, mine).and_then(of) else {
             return String::new();
